@@ -1,0 +1,3 @@
+DROP TABLE product_reservation_lines;
+DROP TABLE product_reservations;
+DROP TABLE products;

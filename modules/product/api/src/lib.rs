@@ -1,0 +1,154 @@
+//! The product module's contract: the [`ProductService`] trait other modules call, its
+//! request and response types, and [`ProductError`]. Nothing here touches a database, so an
+//! HTTP client can implement the same trait in a split deployment.
+
+mod model;
+
+use async_trait::async_trait;
+use kernel::{
+    error::{ApiError, ErrorKind, FieldError},
+    http::IfMatch,
+};
+
+pub use model::*;
+
+kernel::typed_id!(
+    /// Identifies a product.
+    ProductId
+);
+kernel::typed_id!(
+    /// Identifies a stock reservation; order uses its order id, so retries are idempotent.
+    ReservationId
+);
+
+/// Catalog and inventory, as other modules and the HTTP layer see them.
+///
+/// Every method is safe under concurrency: writes are atomic and guarded by the resource's
+/// version, and stock is never reserved beyond what is on hand.
+#[async_trait]
+pub trait ProductService: Send + Sync + 'static {
+    /// # Errors
+    /// [`ProductError::DuplicateSku`] when the SKU is taken.
+    async fn create(&self, input: NewProduct) -> Result<Product, ProductError>;
+
+    /// # Errors
+    /// [`ProductError::NotFound`].
+    async fn get(&self, id: ProductId) -> Result<Product, ProductError>;
+
+    /// A page of products matching the filter, in the requested order.
+    ///
+    /// # Errors
+    /// Only unexpected ones.
+    async fn list(&self, query: ProductQuery) -> Result<ProductPage, ProductError>;
+
+    /// Replaces every writable field (PUT) or the given ones (PATCH).
+    ///
+    /// # Errors
+    /// [`ProductError::NotFound`]; [`ProductError::PreconditionFailed`] when `if_match` does
+    /// not match; [`ProductError::DuplicateSku`]; [`ProductError::StockBelowReserved`].
+    async fn update(
+        &self,
+        id: ProductId,
+        if_match: IfMatch,
+        changes: ProductChanges,
+    ) -> Result<Product, ProductError>;
+
+    /// # Errors
+    /// [`ProductError::NotFound`]; [`ProductError::PreconditionFailed`];
+    /// [`ProductError::HasReservations`] while stock is reserved.
+    async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError>;
+
+    /// Reserves every line or none. Calling it again with the same id and lines returns the
+    /// existing reservation instead of reserving twice.
+    ///
+    /// # Errors
+    /// [`ProductError::InsufficientStock`] naming the first short product;
+    /// [`ProductError::NotFound`] for an unknown product; [`ProductError::ReservationConflict`]
+    /// when the id was used with other lines.
+    async fn reserve(
+        &self,
+        id: ReservationId,
+        lines: ReservationLines,
+    ) -> Result<Reservation, ProductError>;
+
+    /// Returns reserved stock to `available`. Idempotent.
+    ///
+    /// # Errors
+    /// [`ProductError::ReservationNotFound`]; [`ProductError::ReservationClosed`] when it was
+    /// committed.
+    async fn release(&self, id: ReservationId) -> Result<Reservation, ProductError>;
+
+    /// Takes reserved stock out of `stock` (the goods leave). Idempotent.
+    ///
+    /// # Errors
+    /// [`ProductError::ReservationNotFound`]; [`ProductError::ReservationClosed`] when it was
+    /// released.
+    async fn commit(&self, id: ReservationId) -> Result<Reservation, ProductError>;
+}
+
+/// Everything that can go wrong in the product module.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductError {
+    #[error("product {0} not found")]
+    NotFound(ProductId),
+    #[error("a product with SKU {0:?} already exists")]
+    DuplicateSku(String),
+    #[error("If-Match does not match the current ETag: the product has changed")]
+    PreconditionFailed,
+    #[error("stock cannot be set to {requested}: {reserved} units are reserved")]
+    StockBelowReserved { requested: i64, reserved: i64 },
+    #[error("product {0} has reserved stock and cannot be deleted")]
+    HasReservations(ProductId),
+    #[error(
+        "insufficient stock for product {product_id}: requested {requested}, available {available}"
+    )]
+    InsufficientStock {
+        product_id: ProductId,
+        requested: i64,
+        available: i64,
+    },
+    #[error("reservation {0} not found")]
+    ReservationNotFound(ReservationId),
+    #[error("reservation {0} already exists with different lines")]
+    ReservationConflict(ReservationId),
+    #[error("reservation {id} is {status} and cannot be {action}")]
+    ReservationClosed {
+        id: ReservationId,
+        status: ReservationStatus,
+        action: &'static str,
+    },
+    #[error("invalid product input")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<ProductError> for ApiError {
+    fn from(err: ProductError) -> Self {
+        let kind = match &err {
+            ProductError::NotFound(_) | ProductError::ReservationNotFound(_) => ErrorKind::NotFound,
+            ProductError::PreconditionFailed => ErrorKind::PreconditionFailed,
+            ProductError::DuplicateSku(_)
+            | ProductError::StockBelowReserved { .. }
+            | ProductError::HasReservations(_)
+            | ProductError::InsufficientStock { .. }
+            | ProductError::ReservationConflict(_)
+            | ProductError::ReservationClosed { .. } => ErrorKind::Conflict,
+            ProductError::Invalid(_) => ErrorKind::Validation,
+            ProductError::Unexpected(_) => ErrorKind::Internal,
+        };
+        match err {
+            ProductError::Invalid(errors) => ApiError::validation(errors),
+            ProductError::Unexpected(source) => ApiError::internal(source),
+            other => ApiError::new(kind, format!("{}.", capitalize(&other.to_string()))),
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

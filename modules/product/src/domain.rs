@@ -1,0 +1,95 @@
+//! Pure rules of the product module: what a change may do to a product.
+
+use chrono::NaiveDateTime;
+use product_api::{ProductChanges, ProductError};
+
+use crate::store::ProductRow;
+
+/// The product after `changes`, with its version bumped.
+///
+/// # Errors
+/// [`ProductError::StockBelowReserved`] when the new stock could not cover what is already
+/// reserved for orders.
+pub(crate) fn apply_changes(
+    current: &ProductRow,
+    changes: &ProductChanges,
+    now: NaiveDateTime,
+) -> Result<ProductRow, ProductError> {
+    let mut next = current.clone();
+    if let Some(sku) = &changes.sku {
+        next.sku = sku.as_str().to_owned();
+    }
+    if let Some(name) = &changes.name {
+        next.name = name.as_str().to_owned();
+    }
+    if let Some(description) = &changes.description {
+        next.description = description.as_str().to_owned();
+    }
+    if let Some(price) = changes.price {
+        next.price_amount = price.amount;
+        next.price_currency = price.currency.as_str().to_owned();
+    }
+    if let Some(stock) = changes.stock {
+        if stock < current.reserved {
+            return Err(ProductError::StockBelowReserved {
+                requested: stock,
+                reserved: current.reserved,
+            });
+        }
+        next.stock = stock;
+    }
+    next.version = current.version + 1;
+    next.updated_at = now;
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use product_api::ProductName;
+
+    fn row(stock: i64, reserved: i64) -> ProductRow {
+        let now = kernel::time::now();
+        ProductRow {
+            id: "id".into(),
+            sku: "S".into(),
+            name: "n".into(),
+            description: String::new(),
+            price_amount: 1,
+            price_currency: "EUR".into(),
+            stock,
+            reserved,
+            version: 3,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn stock_may_not_drop_below_reserved() {
+        let changes = ProductChanges {
+            stock: Some(4),
+            ..Default::default()
+        };
+        let err = apply_changes(&row(10, 5), &changes, kernel::time::now()).unwrap_err();
+        assert!(matches!(
+            err,
+            ProductError::StockBelowReserved {
+                requested: 4,
+                reserved: 5
+            }
+        ));
+    }
+
+    #[test]
+    fn only_given_fields_change_and_the_version_moves() {
+        let changes = ProductChanges {
+            name: Some(ProductName::parse("New").unwrap()),
+            ..Default::default()
+        };
+        let next = apply_changes(&row(10, 5), &changes, kernel::time::now()).unwrap();
+        assert_eq!(next.name, "New");
+        assert_eq!(next.stock, 10);
+        assert_eq!(next.version, 4);
+    }
+}

@@ -1,0 +1,220 @@
+//! HTTP handlers of the product module, mounted under `/api/v1`. Reads are public; writes
+//! need the `admin` role. Each handler parses its input into domain values, calls the
+//! [`ProductService`] and shapes the response; no rule lives here.
+
+use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
+use kernel::{
+    auth::{Principal, Role},
+    error::{ApiError, Problem},
+    http::{IfMatch, Json, Query, json_with_etag},
+};
+use product_api::{
+    NewProduct, Product, ProductChanges, ProductId, ProductInput, ProductListParams, ProductPage,
+    ProductPatch, ProductQuery, ProductService,
+};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+const TAG: &str = "product";
+
+/// Mounts the product handlers; the binary puts them under `/api/v1`.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(create_product)
+        .service(list_products)
+        .service(get_product)
+        .service(replace_product)
+        .service(patch_product)
+        .service(delete_product);
+}
+
+type Products = web::Data<dyn ProductService>;
+
+/// Create a product.
+///
+/// The SKU must be unique. The response carries the new product's ETag and Location.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "create_product",
+    request_body = ProductInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = Product,
+            headers(("ETag" = String, description = "Current revision"), ("Location" = String))),
+        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "SKU already exists", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/products")]
+async fn create_product(
+    principal: Principal,
+    products: Products,
+    body: Json<ProductInput>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let product = products.create(input).await?;
+    let mut response = json_with_etag(StatusCode::CREATED, &product, product.version);
+    if let Ok(location) = format!("/api/v1/products/{}", product.id).parse() {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// List products.
+///
+/// Filter by text (`q`), price range and currency; sort by `name`, `price` or `created_at`
+/// (prefix `-` for descending). Pages are cursor-based: pass `next` as `cursor`.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "list_products",
+    params(ProductListParams),
+    responses(
+        (status = 200, description = "One page of products", body = ProductPage),
+        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/products")]
+async fn list_products(
+    products: Products,
+    params: Query<ProductListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let query = ProductQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    Ok(HttpResponse::Ok().json(products.list(query).await?))
+}
+
+/// Get a product.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "get_product",
+    params(("id" = ProductId, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = Product,
+            headers(("ETag" = String, description = "Current revision; send it as If-Match to update"))),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/products/{id}")]
+async fn get_product(
+    products: Products,
+    id: web::Path<ProductId>,
+) -> Result<HttpResponse, ApiError> {
+    let product = products.get(id.into_inner()).await?;
+    Ok(json_with_etag(StatusCode::OK, &product, product.version))
+}
+
+/// Replace a product.
+///
+/// Every writable field is set. With `If-Match`, the update applies only to that revision.
+/// Stock may not drop below what is reserved.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "replace_product",
+    params(
+        ("id" = ProductId, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the revision being replaced"),
+    ),
+    request_body = ProductInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced", body = Product, headers(("ETag" = String))),
+        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "SKU taken or stock below reserved", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/products/{id}")]
+async fn replace_product(
+    principal: Principal,
+    products: Products,
+    id: web::Path<ProductId>,
+    if_match: IfMatch,
+    body: Json<ProductInput>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let product = products
+        .update(id.into_inner(), if_match, ProductChanges::from(input))
+        .await?;
+    Ok(json_with_etag(StatusCode::OK, &product, product.version))
+}
+
+/// Update some fields of a product.
+///
+/// A JSON merge patch: fields that are absent stay as they are.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "patch_product",
+    params(
+        ("id" = ProductId, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the revision being changed"),
+    ),
+    request_body(content = ProductPatch, content_type = "application/merge-patch+json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = Product, headers(("ETag" = String))),
+        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "SKU taken or stock below reserved", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[patch("/products/{id}")]
+async fn patch_product(
+    principal: Principal,
+    products: Products,
+    id: web::Path<ProductId>,
+    if_match: IfMatch,
+    body: Json<ProductPatch>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let changes = ProductChanges::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let product = products.update(id.into_inner(), if_match, changes).await?;
+    Ok(json_with_etag(StatusCode::OK, &product, product.version))
+}
+
+/// Delete a product.
+///
+/// Refused while any of its stock is reserved.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "delete_product",
+    params(
+        ("id" = ProductId, Path, description = "Product id"),
+        ("If-Match" = Option<String>, Header, description = "ETag of the revision being deleted"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Stock is reserved", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/products/{id}")]
+async fn delete_product(
+    principal: Principal,
+    products: Products,
+    id: web::Path<ProductId>,
+    if_match: IfMatch,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    products.delete(id.into_inner(), if_match).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

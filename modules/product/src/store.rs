@@ -1,0 +1,562 @@
+//! Diesel queries for products and reservations. Every write is one transaction; every
+//! change that depends on what was read is a conditional `UPDATE … WHERE`, so it stays
+//! correct on PostgreSQL's read-committed isolation as well as under SQLite's single writer.
+
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use diesel::{
+    prelude::*,
+    result::{DatabaseErrorKind, Error as DieselError},
+};
+use kernel::{
+    db::{DbConnection, MultiBackend, write_tx},
+    http::IfMatch,
+    money::{Currency, Money},
+};
+use product_api::{
+    After, NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
+    Reservation, ReservationId, ReservationLine, ReservationLines, ReservationStatus, SortKey,
+};
+
+use crate::{
+    domain,
+    schema::{product_reservation_lines as lines, product_reservations as reservations, products},
+};
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// How many times an optimistic write is retried when a concurrent writer got there first.
+const WRITE_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = products)]
+pub(crate) struct ProductRow {
+    pub id: String,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price_amount: i64,
+    pub price_currency: String,
+    pub stock: i64,
+    pub reserved: i64,
+    pub version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl ProductRow {
+    fn into_product(self) -> Result<Product, ProductError> {
+        let id = self
+            .id
+            .parse()
+            .with_context(|| format!("corrupt product id {:?}", self.id))?;
+        let currency = Currency::parse(&self.price_currency)
+            .map_err(|e| anyhow::anyhow!("corrupt currency of product {}: {e}", self.id))?;
+        Ok(Product {
+            id,
+            sku: self.sku,
+            name: self.name,
+            description: self.description,
+            price: Money::new(self.price_amount, currency),
+            stock: self.stock,
+            reserved: self.reserved,
+            available: self.stock - self.reserved,
+            version: self.version,
+            created_at: self.created_at.and_utc(),
+            updated_at: self.updated_at.and_utc(),
+        })
+    }
+}
+
+fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+fn load(conn: &mut DbConnection, id: ProductId) -> Result<ProductRow, ProductError> {
+    products::table
+        .find(id.to_string())
+        .select(ProductRow::as_select())
+        .first(conn)
+        .optional()
+        .context("load product")?
+        .ok_or(ProductError::NotFound(id))
+}
+
+pub(crate) fn insert(conn: &mut DbConnection, new: NewProduct) -> Result<Product, ProductError> {
+    let now = kernel::time::now();
+    let row = ProductRow {
+        id: ProductId::new().to_string(),
+        sku: new.sku.as_str().to_owned(),
+        name: new.name.as_str().to_owned(),
+        description: new.description.as_str().to_owned(),
+        price_amount: new.price.amount,
+        price_currency: new.price.currency.as_str().to_owned(),
+        stock: new.stock,
+        reserved: 0,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    write_tx(conn, |conn| {
+        diesel::insert_into(products::table)
+            .values(&row)
+            .execute(conn)
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    ProductError::DuplicateSku(row.sku.clone())
+                } else {
+                    anyhow::Error::new(e).context("insert product").into()
+                }
+            })
+    })?;
+    row.into_product()
+}
+
+pub(crate) fn get(conn: &mut DbConnection, id: ProductId) -> Result<Product, ProductError> {
+    load(conn, id)?.into_product()
+}
+
+type BoxedProducts = products::BoxedQuery<'static, MultiBackend>;
+
+/// The filter part of a listing, shared by the page query and the count.
+fn filtered(query: &ProductQuery) -> BoxedProducts {
+    let mut q = products::table.into_boxed();
+    if let Some(text) = &query.q {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        q = q.filter(
+            lower(products::name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(lower(products::sku).like(pattern).escape('\\')),
+        );
+    }
+    if let Some(min) = query.min_price {
+        q = q.filter(products::price_amount.ge(min));
+    }
+    if let Some(max) = query.max_price {
+        q = q.filter(products::price_amount.le(max));
+    }
+    if let Some(currency) = query.currency {
+        q = q.filter(products::price_currency.eq(currency.as_str().to_owned()));
+    }
+    q
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Keyset pagination: the next page starts strictly after the cursor's (value, id).
+fn after(q: BoxedProducts, after: &After, descending: bool) -> BoxedProducts {
+    macro_rules! keyset {
+        ($column:expr, $value:expr, $id:expr) => {{
+            let id = $id.to_string();
+            if descending {
+                q.filter(
+                    $column
+                        .lt($value.clone())
+                        .or($column.eq($value).and(products::id.lt(id))),
+                )
+            } else {
+                q.filter(
+                    $column
+                        .gt($value.clone())
+                        .or($column.eq($value).and(products::id.gt(id))),
+                )
+            }
+        }};
+    }
+    match after {
+        After::Name(name, id) => keyset!(products::name, name.clone(), id),
+        After::Price(amount, id) => keyset!(products::price_amount, *amount, id),
+        After::CreatedAt(at, id) => keyset!(products::created_at, at.naive_utc(), id),
+    }
+}
+
+fn ordered(q: BoxedProducts, key: SortKey, descending: bool) -> BoxedProducts {
+    match (key, descending) {
+        (SortKey::Name, false) => q.order_by((products::name.asc(), products::id.asc())),
+        (SortKey::Name, true) => q.order_by((products::name.desc(), products::id.desc())),
+        (SortKey::Price, false) => q.order_by((products::price_amount.asc(), products::id.asc())),
+        (SortKey::Price, true) => q.order_by((products::price_amount.desc(), products::id.desc())),
+        (SortKey::CreatedAt, false) => q.order_by((products::created_at.asc(), products::id.asc())),
+        (SortKey::CreatedAt, true) => {
+            q.order_by((products::created_at.desc(), products::id.desc()))
+        }
+    }
+}
+
+pub(crate) fn list(
+    conn: &mut DbConnection,
+    query: &ProductQuery,
+) -> Result<ProductPage, ProductError> {
+    let total: i64 = filtered(query)
+        .count()
+        .get_result(conn)
+        .context("count products")?;
+    let mut page = filtered(query);
+    if let Some(position) = &query.after {
+        page = after(page, position, query.sort.descending);
+    }
+    let rows: Vec<ProductRow> = ordered(page, query.sort.key, query.sort.descending)
+        .limit(i64::from(query.limit) + 1)
+        .select(ProductRow::as_select())
+        .load(conn)
+        .context("list products")?;
+    let has_more = rows.len() > query.limit as usize;
+    let items = rows
+        .into_iter()
+        .take(query.limit as usize)
+        .map(ProductRow::into_product)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = has_more
+        .then(|| items.last().map(|p| After::of(p, query.sort.key).encode()))
+        .flatten();
+    Ok(ProductPage {
+        items,
+        next,
+        total: u64::try_from(total).unwrap_or_default(),
+    })
+}
+
+/// Runs an optimistic write until it applies or fails for a reason other than a race.
+fn retrying<T>(
+    conn: &mut DbConnection,
+    mut attempt: impl FnMut(&mut DbConnection) -> Result<Option<T>, ProductError>,
+) -> Result<T, ProductError> {
+    for _ in 0..WRITE_ATTEMPTS {
+        if let Some(done) = write_tx(conn, &mut attempt)? {
+            return Ok(done);
+        }
+    }
+    Err(anyhow::anyhow!("gave up after {WRITE_ATTEMPTS} concurrent modifications").into())
+}
+
+pub(crate) fn update(
+    conn: &mut DbConnection,
+    id: ProductId,
+    if_match: &IfMatch,
+    changes: &ProductChanges,
+) -> Result<Product, ProductError> {
+    retrying(conn, |conn| {
+        let current = load(conn, id)?;
+        if !if_match.allows(current.version) {
+            return Err(ProductError::PreconditionFailed);
+        }
+        let next = domain::apply_changes(&current, changes, kernel::time::now())?;
+        let applied = diesel::update(
+            products::table
+                .find(&current.id)
+                .filter(products::version.eq(current.version)),
+        )
+        .set((
+            products::sku.eq(&next.sku),
+            products::name.eq(&next.name),
+            products::description.eq(&next.description),
+            products::price_amount.eq(next.price_amount),
+            products::price_currency.eq(&next.price_currency),
+            products::stock.eq(next.stock),
+            products::version.eq(next.version),
+            products::updated_at.eq(next.updated_at),
+        ))
+        .execute(conn)
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                ProductError::DuplicateSku(next.sku.clone())
+            } else {
+                anyhow::Error::new(e).context("update product").into()
+            }
+        })?;
+        if applied == 0 {
+            return Ok(None);
+        }
+        next.into_product().map(Some)
+    })
+}
+
+pub(crate) fn delete(
+    conn: &mut DbConnection,
+    id: ProductId,
+    if_match: &IfMatch,
+) -> Result<(), ProductError> {
+    retrying(conn, |conn| {
+        let current = load(conn, id)?;
+        if !if_match.allows(current.version) {
+            return Err(ProductError::PreconditionFailed);
+        }
+        if current.reserved > 0 {
+            return Err(ProductError::HasReservations(id));
+        }
+        let deleted = diesel::delete(
+            products::table
+                .find(&current.id)
+                .filter(products::version.eq(current.version))
+                .filter(products::reserved.eq(0)),
+        )
+        .execute(conn)
+        .context("delete product")?;
+        Ok((deleted == 1).then_some(()))
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Reservations.
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = reservations)]
+struct ReservationRow {
+    id: String,
+    status: String,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lines)]
+struct LineRow {
+    reservation_id: String,
+    product_id: String,
+    quantity: i64,
+}
+
+fn load_reservation(
+    conn: &mut DbConnection,
+    id: ReservationId,
+) -> Result<Option<Reservation>, ProductError> {
+    let key = id.to_string();
+    let Some(row) = reservations::table
+        .find(&key)
+        .select(ReservationRow::as_select())
+        .first(conn)
+        .optional()
+        .context("load reservation")?
+    else {
+        return Ok(None);
+    };
+    let line_rows: Vec<LineRow> = lines::table
+        .filter(lines::reservation_id.eq(&key))
+        .order_by(lines::product_id.asc())
+        .select(LineRow::as_select())
+        .load(conn)
+        .context("load reservation lines")?;
+    let lines = line_rows
+        .into_iter()
+        .map(|l| {
+            Ok(ReservationLine {
+                product_id: l
+                    .product_id
+                    .parse()
+                    .context("corrupt product id in reservation")?,
+                quantity: l.quantity,
+            })
+        })
+        .collect::<Result<Vec<_>, ProductError>>()?;
+    Ok(Some(Reservation {
+        id,
+        status: ReservationStatus::parse(&row.status).map_err(anyhow::Error::msg)?,
+        lines,
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+    }))
+}
+
+/// The same id again returns what was reserved the first time, so a retried call never
+/// reserves twice.
+fn existing_reservation(
+    conn: &mut DbConnection,
+    id: ReservationId,
+    wanted: &ReservationLines,
+) -> Result<Option<Reservation>, ProductError> {
+    match load_reservation(conn, id)? {
+        Some(r) if r.lines == wanted.lines() => Ok(Some(r)),
+        Some(_) => Err(ProductError::ReservationConflict(id)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn reserve(
+    conn: &mut DbConnection,
+    id: ReservationId,
+    wanted: &ReservationLines,
+) -> Result<Reservation, ProductError> {
+    if let Some(done) = existing_reservation(conn, id, wanted)? {
+        return Ok(done);
+    }
+    let now = kernel::time::now();
+    let outcome = write_tx(conn, |conn| {
+        // Inserting the reservation first makes a concurrent call with the same id fail on
+        // the primary key instead of reserving a second time.
+        diesel::insert_into(reservations::table)
+            .values(&ReservationRow {
+                id: id.to_string(),
+                status: ReservationStatus::Active.as_str().to_owned(),
+                created_at: now,
+                updated_at: now,
+            })
+            .execute(conn)?;
+        for line in wanted.lines() {
+            take_stock(conn, line, now)?;
+            diesel::insert_into(lines::table)
+                .values(&LineRow {
+                    reservation_id: id.to_string(),
+                    product_id: line.product_id.to_string(),
+                    quantity: line.quantity,
+                })
+                .execute(conn)?;
+        }
+        Ok::<_, ReserveError>(())
+    });
+    match outcome {
+        Ok(()) => load_reservation(conn, id)?
+            .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into()),
+        Err(ReserveError::Db(e)) if is_unique_violation(&e) => {
+            existing_reservation(conn, id, wanted)?
+                .ok_or_else(|| anyhow::anyhow!("reservation {id} conflicted but is absent").into())
+        }
+        Err(ReserveError::Db(e)) => Err(anyhow::Error::new(e).context("reserve stock").into()),
+        Err(ReserveError::Product(e)) => Err(e),
+    }
+}
+
+/// Inside `reserve`: diesel errors stay inspectable (a unique violation means "already
+/// reserved") until the transaction is over.
+#[derive(Debug)]
+enum ReserveError {
+    Db(DieselError),
+    Product(ProductError),
+}
+
+impl From<DieselError> for ReserveError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<ProductError> for ReserveError {
+    fn from(e: ProductError) -> Self {
+        Self::Product(e)
+    }
+}
+
+impl From<anyhow::Error> for ReserveError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Product(e.into())
+    }
+}
+
+/// Holds `line.quantity` units if that many are available — one atomic statement, so two
+/// concurrent reservations can never both take the last unit.
+fn take_stock(
+    conn: &mut DbConnection,
+    line: &ReservationLine,
+    now: NaiveDateTime,
+) -> Result<(), ReserveError> {
+    let pid = line.product_id.to_string();
+    let held = diesel::update(
+        products::table
+            .find(&pid)
+            .filter((products::stock - products::reserved).ge(line.quantity)),
+    )
+    .set((
+        products::reserved.eq(products::reserved + line.quantity),
+        products::version.eq(products::version + 1),
+        products::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    if held == 1 {
+        return Ok(());
+    }
+    let current = load(conn, line.product_id)?;
+    Err(ProductError::InsufficientStock {
+        product_id: line.product_id,
+        requested: line.quantity,
+        available: current.stock - current.reserved,
+    }
+    .into())
+}
+
+/// Moves an active reservation to `to`, applying `effect` to each line's product. The status
+/// change comes first and is conditional, so of two concurrent calls only one applies.
+fn close_reservation(
+    conn: &mut DbConnection,
+    id: ReservationId,
+    to: ReservationStatus,
+    action: &'static str,
+) -> Result<Reservation, ProductError> {
+    let now = kernel::time::now();
+    write_tx(conn, |conn| {
+        let moved = diesel::update(
+            reservations::table
+                .find(id.to_string())
+                .filter(reservations::status.eq(ReservationStatus::Active.as_str())),
+        )
+        .set((
+            reservations::status.eq(to.as_str()),
+            reservations::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .context("close reservation")?;
+        let reservation =
+            load_reservation(conn, id)?.ok_or(ProductError::ReservationNotFound(id))?;
+        if moved == 0 {
+            return if reservation.status == to {
+                Ok(reservation)
+            } else {
+                Err(ProductError::ReservationClosed {
+                    id,
+                    status: reservation.status,
+                    action,
+                })
+            };
+        }
+        for line in &reservation.lines {
+            let target = products::table.find(line.product_id.to_string());
+            let changed = if to == ReservationStatus::Committed {
+                diesel::update(target)
+                    .set((
+                        products::stock.eq(products::stock - line.quantity),
+                        products::reserved.eq(products::reserved - line.quantity),
+                        products::version.eq(products::version + 1),
+                        products::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+            } else {
+                diesel::update(target)
+                    .set((
+                        products::reserved.eq(products::reserved - line.quantity),
+                        products::version.eq(products::version + 1),
+                        products::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+            }
+            .context("apply reservation to stock")?;
+            if changed != 1 {
+                return Err(anyhow::anyhow!(
+                    "product {} of reservation {id} is missing",
+                    line.product_id
+                )
+                .into());
+            }
+        }
+        Ok(reservation)
+    })
+}
+
+pub(crate) fn release(
+    conn: &mut DbConnection,
+    id: ReservationId,
+) -> Result<Reservation, ProductError> {
+    close_reservation(conn, id, ReservationStatus::Released, "released")
+}
+
+pub(crate) fn commit(
+    conn: &mut DbConnection,
+    id: ReservationId,
+) -> Result<Reservation, ProductError> {
+    close_reservation(conn, id, ReservationStatus::Committed, "committed")
+}

@@ -1,0 +1,266 @@
+//! The inventory commands order relies on, through the public trait, on SQLite and (when
+//! `TESSERA_TEST_DATABASE_URL` is set) on PostgreSQL, each test with its own database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use kernel::{
+    db::{Backend, Db},
+    http::IfMatch,
+    money::{Currency, Money},
+    testing::TestDatabase,
+};
+use product_api::{
+    NewProduct, ProductChanges, ProductError, ProductId, ProductInput, ProductService,
+    ReservationId, ReservationLine, ReservationLines, ReservationStatus,
+};
+
+struct Fixture {
+    products: Arc<dyn ProductService>,
+    _db: TestDatabase,
+}
+
+fn fixture(backend: Backend) -> Option<Fixture> {
+    let database = TestDatabase::new(backend)?;
+    let mut settings = database.settings();
+    settings.pool_size = 16;
+    let db = Db::connect(&settings).unwrap();
+    db.migrate(&[product::MIGRATIONS]).unwrap();
+    Some(Fixture {
+        products: product::service(db),
+        _db: database,
+    })
+}
+
+async fn product(f: &Fixture, sku: &str, stock: i64) -> ProductId {
+    let input = ProductInput {
+        sku: sku.into(),
+        name: format!("Product {sku}"),
+        description: String::new(),
+        price: Money::new(250, Currency::parse("EUR").unwrap()),
+        stock,
+    };
+    f.products
+        .create(NewProduct::try_from(input).unwrap())
+        .await
+        .unwrap()
+        .id
+}
+
+fn lines(items: &[(ProductId, i64)]) -> ReservationLines {
+    ReservationLines::parse(
+        items
+            .iter()
+            .map(|&(product_id, quantity)| ReservationLine {
+                product_id,
+                quantity,
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let f = super::fixture(kernel::db::Backend::Sqlite).unwrap();
+                    super::$name(f).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(f) = super::fixture(kernel::db::Backend::Postgres) {
+                        super::$name(f).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    concurrent_reservations_never_take_available_below_zero,
+    a_reservation_takes_all_lines_or_none,
+    retrying_a_reservation_does_not_reserve_twice,
+    release_returns_stock_and_commit_removes_it,
+    concurrent_releases_of_one_reservation_apply_once,
+    stock_cannot_be_set_below_what_is_reserved,
+);
+
+async fn concurrent_reservations_never_take_available_below_zero(f: Fixture) {
+    let id = product(&f, "HOT", 10).await;
+    let attempts = (0..40).map(|_| {
+        let products = f.products.clone();
+        tokio::spawn(async move {
+            products
+                .reserve(ReservationId::new(), lines(&[(id, 1)]))
+                .await
+        })
+    });
+    let results: Vec<_> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let short = results
+        .iter()
+        .filter(|r| matches!(r, Err(ProductError::InsufficientStock { .. })))
+        .count();
+    assert_eq!(won, 10, "exactly the stock on hand is reserved");
+    assert_eq!(
+        short, 30,
+        "every other attempt is refused as insufficient stock"
+    );
+    let p = f.products.get(id).await.unwrap();
+    assert_eq!((p.stock, p.reserved, p.available), (10, 10, 0));
+}
+
+async fn a_reservation_takes_all_lines_or_none(f: Fixture) {
+    let plenty = product(&f, "PLENTY", 5).await;
+    let scarce = product(&f, "SCARCE", 1).await;
+    let err = f
+        .products
+        .reserve(ReservationId::new(), lines(&[(plenty, 2), (scarce, 2)]))
+        .await
+        .unwrap_err();
+    match err {
+        ProductError::InsufficientStock {
+            product_id,
+            requested,
+            available,
+        } => assert_eq!((product_id, requested, available), (scarce, 2, 1)),
+        other => panic!("expected insufficient stock, got {other:?}"),
+    }
+    assert_eq!(f.products.get(plenty).await.unwrap().available, 5);
+    assert_eq!(f.products.get(scarce).await.unwrap().available, 1);
+
+    let unknown = ProductId::new();
+    let err = f
+        .products
+        .reserve(ReservationId::new(), lines(&[(plenty, 1), (unknown, 1)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProductError::NotFound(id) if id == unknown));
+    assert_eq!(f.products.get(plenty).await.unwrap().available, 5);
+}
+
+async fn retrying_a_reservation_does_not_reserve_twice(f: Fixture) {
+    let id = product(&f, "RETRY", 10).await;
+    let rid = ReservationId::new();
+    let first = f.products.reserve(rid, lines(&[(id, 3)])).await.unwrap();
+    let again = f.products.reserve(rid, lines(&[(id, 3)])).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(f.products.get(id).await.unwrap().reserved, 3);
+
+    let err = f
+        .products
+        .reserve(rid, lines(&[(id, 4)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProductError::ReservationConflict(r) if r == rid));
+
+    // Concurrent first attempts with one id also reserve once.
+    let rid = ReservationId::new();
+    let calls = (0..8).map(|_| {
+        let products = f.products.clone();
+        tokio::spawn(async move { products.reserve(rid, lines(&[(id, 2)])).await })
+    });
+    for result in join_all(calls).await {
+        assert_eq!(result.unwrap().unwrap().id, rid);
+    }
+    assert_eq!(f.products.get(id).await.unwrap().reserved, 5);
+}
+
+async fn release_returns_stock_and_commit_removes_it(f: Fixture) {
+    let id = product(&f, "FLOW", 10).await;
+    let released = ReservationId::new();
+    let committed = ReservationId::new();
+    f.products
+        .reserve(released, lines(&[(id, 2)]))
+        .await
+        .unwrap();
+    f.products
+        .reserve(committed, lines(&[(id, 3)]))
+        .await
+        .unwrap();
+
+    let r = f.products.release(released).await.unwrap();
+    assert_eq!(r.status, ReservationStatus::Released);
+    let p = f.products.get(id).await.unwrap();
+    assert_eq!((p.stock, p.reserved, p.available), (10, 3, 7));
+
+    let r = f.products.commit(committed).await.unwrap();
+    assert_eq!(r.status, ReservationStatus::Committed);
+    let p = f.products.get(id).await.unwrap();
+    assert_eq!((p.stock, p.reserved, p.available), (7, 0, 7));
+
+    // Repeats are harmless; crossing over is refused.
+    assert_eq!(
+        f.products.release(released).await.unwrap().status,
+        ReservationStatus::Released
+    );
+    assert_eq!(f.products.get(id).await.unwrap().available, 7);
+    assert!(matches!(
+        f.products.release(committed).await.unwrap_err(),
+        ProductError::ReservationClosed { .. }
+    ));
+    assert!(matches!(
+        f.products.commit(ReservationId::new()).await.unwrap_err(),
+        ProductError::ReservationNotFound(_)
+    ));
+}
+
+async fn concurrent_releases_of_one_reservation_apply_once(f: Fixture) {
+    let id = product(&f, "RACE", 10).await;
+    let rid = ReservationId::new();
+    f.products.reserve(rid, lines(&[(id, 4)])).await.unwrap();
+    f.products
+        .reserve(ReservationId::new(), lines(&[(id, 1)]))
+        .await
+        .unwrap();
+    let calls = (0..8).map(|_| {
+        let products = f.products.clone();
+        tokio::spawn(async move { products.release(rid).await })
+    });
+    for result in join_all(calls).await {
+        assert_eq!(result.unwrap().unwrap().status, ReservationStatus::Released);
+    }
+    let p = f.products.get(id).await.unwrap();
+    assert_eq!((p.reserved, p.available), (1, 9));
+}
+
+async fn stock_cannot_be_set_below_what_is_reserved(f: Fixture) {
+    let id = product(&f, "FLOOR", 10).await;
+    f.products
+        .reserve(ReservationId::new(), lines(&[(id, 6)]))
+        .await
+        .unwrap();
+    let changes = ProductChanges {
+        stock: Some(5),
+        ..Default::default()
+    };
+    let err = f
+        .products
+        .update(id, IfMatch::Absent, changes)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ProductError::StockBelowReserved {
+            requested: 5,
+            reserved: 6
+        }
+    ));
+    assert!(matches!(
+        f.products.delete(id, IfMatch::Absent).await.unwrap_err(),
+        ProductError::HasReservations(_)
+    ));
+}

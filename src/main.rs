@@ -1,0 +1,97 @@
+//! The `tessera` command: `serve` (the default), `migrate`, `openapi`, `token`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kernel::{
+    auth::{JwtKeys, Role},
+    config::Settings,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about = "Tessera: one binary, five modules")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document of this build.
+    Openapi,
+    /// Print a signed JWT for the configured secret, and nothing else.
+    Token {
+        /// Subject (user or service name).
+        #[arg(long)]
+        sub: String,
+        /// admin, clinician, customer or service.
+        #[arg(long, value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<Role>()))]
+        role: Role,
+        /// Lifetime in seconds (default: auth.token_ttl_secs).
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command.unwrap_or(Command::Serve)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Logs may be filtered or JSON; the reason for a failed start must reach a person.
+            eprintln!("tessera: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Openapi => {
+            print!("{}", tessera::openapi_json()?);
+            Ok(())
+        }
+        Command::Token { sub, role, ttl } => {
+            let settings = Settings::load()?;
+            println!("{}", JwtKeys::new(&settings.auth).issue(&sub, role, ttl)?);
+            Ok(())
+        }
+        Command::Migrate => {
+            let settings = Settings::load()?;
+            kernel::telemetry::init(&settings.log);
+            let (_, applied) = tessera::connect_and_migrate(&settings)?;
+            println!("applied {} migration(s)", applied.len());
+            for version in applied {
+                println!("  {version}");
+            }
+            Ok(())
+        }
+        Command::Serve => serve(),
+    }
+}
+
+fn serve() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    kernel::telemetry::init(&settings.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let app = tessera::Application::build(&settings)?;
+        let base = format!("http://{}:{}", settings.server.host, app.port());
+        tracing::info!(
+            env = %settings.env,
+            modules = ?tessera::MODULES,
+            database = %kernel::db::redact_url(&settings.database.url),
+            "Tessera listening on {base} (Swagger UI: {base}/swagger-ui/)"
+        );
+        app.run_until_stopped().await.context("server failed")
+    })
+}
