@@ -213,6 +213,43 @@ impl FromRequest for Principal {
     }
 }
 
+/// A set of roles an operation admits, as a type, so the check happens while extracting —
+/// before the body is read, so a caller without the role gets 403, never a 422 about a body
+/// they may not send.
+pub trait AllowedRoles {
+    const ROLES: &'static [Role];
+}
+
+/// Only `admin`.
+#[derive(Debug)]
+pub struct AdminOnly;
+
+impl AllowedRoles for AdminOnly {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// An authenticated caller whose role is in `R` (401 without a valid token, 403 otherwise).
+#[derive(Debug)]
+pub struct Authorized<R>(pub Principal, std::marker::PhantomData<R>);
+
+impl<R> Authorized<R> {
+    pub fn principal(&self) -> &Principal {
+        &self.0
+    }
+}
+
+impl<R: AllowedRoles> FromRequest for Authorized<R> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Principal::from_request(req).and_then(|principal| {
+            principal.require(R::ROLES)?;
+            Ok(Self(principal, std::marker::PhantomData))
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
 use kernel::{
-    auth::{Principal, Role},
+    auth::{AdminOnly, Authorized},
     error::{ApiError, Problem},
     http::{IfMatch, Json, Query, json_with_etag},
 };
@@ -50,11 +50,10 @@ type Products = web::Data<dyn ProductService>;
 )]
 #[post("/products")]
 async fn create_product(
-    principal: Principal,
+    _admin: Authorized<AdminOnly>,
     products: Products,
     body: Json<ProductInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
     let product = products.create(input).await?;
     let mut response = json_with_etag(StatusCode::CREATED, &product, product.version);
@@ -135,13 +134,12 @@ async fn get_product(
 )]
 #[put("/products/{id}")]
 async fn replace_product(
-    principal: Principal,
+    _admin: Authorized<AdminOnly>,
     products: Products,
     id: web::Path<ProductId>,
     if_match: IfMatch,
     body: Json<ProductInput>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
     let product = products
         .update(id.into_inner(), if_match, ProductChanges::from(input))
@@ -175,13 +173,12 @@ async fn replace_product(
 )]
 #[patch("/products/{id}")]
 async fn patch_product(
-    principal: Principal,
+    _admin: Authorized<AdminOnly>,
     products: Products,
     id: web::Path<ProductId>,
     if_match: IfMatch,
     body: Json<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     let changes = ProductChanges::try_from(body.into_inner()).map_err(ApiError::validation)?;
     let product = products.update(id.into_inner(), if_match, changes).await?;
     Ok(json_with_etag(StatusCode::OK, &product, product.version))
@@ -209,12 +206,11 @@ async fn patch_product(
 )]
 #[delete("/products/{id}")]
 async fn delete_product(
-    principal: Principal,
+    _admin: Authorized<AdminOnly>,
     products: Products,
     id: web::Path<ProductId>,
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Admin])?;
     products.delete(id.into_inner(), if_match).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,0 +1,221 @@
+//! The `tessera` binary as a user runs it: from a directory, configured by environment.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use kernel::{
+    auth::{JwtKeys, Role},
+    config::{AppEnv, Settings},
+};
+
+fn tessera(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.current_dir(dir)
+        .env_remove("TESSERA_ENV")
+        .env("TESSERA__LOG__FILTER", "warn")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn token_prints_only_a_jwt_for_the_configured_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path())
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--role",
+            "clinician",
+            "--ttl",
+            "120",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim_end_matches('\n');
+    assert!(
+        !token.contains('\n') && token.split('.').count() == 3,
+        "{stdout:?}"
+    );
+    let keys = JwtKeys::new(&Settings::defaults(AppEnv::Development).unwrap().auth);
+    let claims = keys.verify(token).unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.role),
+        ("alice", Role::Clinician)
+    );
+    assert!(claims.exp - claims.iat == 120);
+
+    let secret = "another-secret-that-is-long-enough-000";
+    let out = tessera(dir.path())
+        .env("TESSERA__AUTH__JWT_SECRET", secret)
+        .args(["token", "--sub", "bob", "--role", "admin"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        keys.verify(token.trim()).is_err(),
+        "signed with the configured secret"
+    );
+
+    let out = tessera(dir.path())
+        .args(["token", "--sub", "x", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown role"));
+}
+
+#[test]
+fn a_bad_config_value_names_the_key_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path())
+        .env("TESSERA__SERVER__PORT", "eighty")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("server.port") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let out = tessera(dir.path())
+        .env("TESSERA_ENV", "staging")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("TESSERA_ENV"));
+
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/development.toml"),
+        "[server\nport = 1",
+    )
+    .unwrap();
+    let out = tessera(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("development.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn production_refuses_the_default_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path())
+        .env("TESSERA_ENV", "production")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("JWT secret"), "{}", stderr(&out));
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before touching the database"
+    );
+}
+
+#[test]
+fn an_unreachable_database_fails_fast_naming_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = tessera(dir.path())
+        .env(
+            "TESSERA__DATABASE__URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/nowhere",
+        )
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Connection refused") || err.contains("connection refused"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the password is not printed: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let out = tessera(dir.path())
+        .env("TESSERA__DATABASE__URL", "mysql://root@localhost/db")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unsupported database URL"));
+}
+
+#[test]
+fn migrate_creates_the_default_sqlite_database_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = tessera(dir.path()).arg("migrate").output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(dir.path().join("data/tessera.db").exists());
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied 1 migration"));
+    let again = tessera(dir.path()).arg("migrate").output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 migration"));
+}
+
+#[test]
+fn the_binary_serves_from_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tessera(dir.path())
+        .env("TESSERA__SERVER__PORT", "0")
+        .env("TESSERA__LOG__FILTER", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut base = None;
+    for line in lines {
+        let line = line.unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            let url = line[i + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            base = Some(url.to_owned());
+            assert!(
+                line.contains("/swagger-ui/"),
+                "the Swagger UI URL is printed: {line}"
+            );
+            break;
+        }
+    }
+    let base = base.expect("the server printed its address");
+    let status = reqwest::blocking_get(&format!("{base}/health/ready"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200);
+    assert!(dir.path().join("data/tessera.db").exists());
+}
+
+mod reqwest {
+    /// A plain-std HTTP/1.0 GET, so this test needs no async runtime.
+    pub fn blocking_get(url: &str) -> u16 {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_at(rest.find('/').unwrap());
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}

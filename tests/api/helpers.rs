@@ -1,0 +1,144 @@
+use kernel::{
+    auth::{JwtKeys, Role},
+    config::{AppEnv, Settings},
+    db::Backend,
+    testing::TestDatabase,
+};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+
+/// A running app on its own database.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub settings: Settings,
+    keys: JwtKeys,
+    _db: TestDatabase,
+}
+
+impl TestApp {
+    /// Starts the app on `backend`; `None` when that backend is not configured.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let db = TestDatabase::new(backend)?;
+        let mut settings = Settings::defaults(AppEnv::Test).unwrap();
+        settings.server.port = 0;
+        settings.server.workers = 2;
+        settings.server.shutdown_timeout_secs = 1;
+        settings.database = db.settings();
+        adjust(&mut settings);
+        let app = tessera::Application::build(&settings).unwrap();
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Some(Self {
+            base,
+            client: Client::new(),
+            keys: JwtKeys::new(&settings.auth),
+            settings,
+            _db: db,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn token(&self, role: Role) -> String {
+        self.keys
+            .issue(&format!("test-{role}"), role, None)
+            .unwrap()
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    /// A request with an admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(self.token(Role::Admin))
+    }
+
+    pub async fn create_product(&self, sku: &str, name: &str, amount: i64, stock: i64) -> Value {
+        let response = self
+            .admin(reqwest::Method::POST, "/api/v1/products")
+            .json(&json!({
+                "sku": sku,
+                "name": name,
+                "price": {"amount": amount, "currency": "EUR"},
+                "stock": stock,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "creating {sku}");
+        response.json().await.unwrap()
+    }
+}
+
+/// Reads a problem+json response, checking its shape.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:tessera:problem:")
+    );
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// The `field` names of a 422 problem, sorted.
+pub fn fields(problem: &Value) -> Vec<String> {
+    let mut fields: Vec<String> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// Generates one `#[tokio::test]` per backend for each listed `async fn(TestApp)`.
+/// PostgreSQL tests return early (after a notice on stderr) when it is not configured.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let app = crate::helpers::TestApp::spawn(kernel::db::Backend::Sqlite)
+                        .await
+                        .unwrap();
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(app) =
+                        crate::helpers::TestApp::spawn(kernel::db::Backend::Postgres).await
+                    {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;

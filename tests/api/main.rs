@@ -1,0 +1,13 @@
+//! Black-box tests of the composed application over HTTP: each test starts the real app on
+//! port 0 with a fresh database (SQLite always; PostgreSQL too when
+//! `TESSERA_TEST_DATABASE_URL` is set).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod errors;
+mod health;
+mod openapi;
+mod products;

@@ -1,0 +1,87 @@
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const COMMITTED: &str = "openapi/openapi.json";
+
+/// CI's drift check: the committed spec is exactly what this build generates. Only the full
+/// (default) feature set is compared; single-module builds generate a subset on purpose.
+#[cfg(feature = "product")]
+#[test]
+fn the_committed_spec_matches_the_code() {
+    let generated = tessera::openapi_json().unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(COMMITTED);
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{COMMITTED} is out of date: regenerate it with \
+         `cargo run -- openapi > {COMMITTED}` (or UPDATE_OPENAPI=1 cargo test)"
+    );
+}
+
+#[test]
+fn writes_declare_bearer_security_and_reads_are_public() {
+    let spec: Value = serde_json::to_value(tessera::openapi()).unwrap();
+    assert_eq!(
+        spec["openapi"].as_str().unwrap().split('.').next(),
+        Some("3")
+    );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(
+        paths
+            .keys()
+            .all(|p| p.starts_with("/api/v1/") || p.starts_with("/health/"))
+    );
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let secured = op
+                .get("security")
+                .is_some_and(|s| s.to_string().contains("bearer"));
+            assert_eq!(secured, method != "get", "{method} {path}");
+            assert!(
+                op["operationId"].is_string(),
+                "{method} {path} has an operationId"
+            );
+        }
+    }
+    assert!(operations >= 8);
+}
+
+#[tokio::test]
+async fn swagger_ui_and_the_spec_are_served() {
+    let app = TestApp::spawn(kernel::db::Backend::Sqlite).await.unwrap();
+    let spec: Value = app
+        .get("/api-docs/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(spec, serde_json::to_value(tessera::openapi()).unwrap());
+
+    let ui = app.get("/swagger-ui/").send().await.unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(ui.text().await.unwrap().contains("swagger-ui"));
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = no_redirects
+        .get(app.url("/swagger-ui"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(redirect.headers()["location"], "/swagger-ui/");
+}
