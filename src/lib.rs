@@ -60,6 +60,8 @@ pub fn connect_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<Strin
                        else needs a bearer token (`tessera token --sub NAME --role ROLE`).",
     ),
     modifiers(&BearerAuth),
+    // Shared problem responses reference these; list them so every build has them.
+    components(schemas(Problem, kernel::error::FieldError)),
     tags(
         (name = "product", description = "Catalog and inventory"),
         (name = "health", description = "Liveness and readiness probes"),

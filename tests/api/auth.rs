@@ -79,14 +79,7 @@ async fn writes_need_an_admin_token(app: TestApp) {
         .unwrap();
     problem(response, StatusCode::FORBIDDEN).await;
 
-    let listed: serde_json::Value = app
-        .get("/api/v1/products")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = app.get_json("/api/v1/products").await;
     assert_eq!(listed["total"], 0, "no refused write created anything");
 
     let ok = app

@@ -56,6 +56,13 @@ impl TestApp {
         self.client.get(self.url(path))
     }
 
+    /// GET `path` without a token, expecting 200 and a JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// A request with an admin token.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         self.client

@@ -187,7 +187,7 @@ async fn updates_honour_if_match(app: TestApp) {
         .await
         .unwrap();
     problem(stale, StatusCode::PRECONDITION_FAILED).await;
-    let current: Value = app.get(&path).send().await.unwrap().json().await.unwrap();
+    let current: Value = app.get_json(&path).await;
     assert_eq!(current["stock"], 7, "refused writes changed nothing");
 
     let ok = app
@@ -264,7 +264,7 @@ async fn collect_pages(app: &TestApp, query: &str) -> (Vec<Value>, usize) {
         if let Some(c) = &cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        let page: Value = app.get(&url).send().await.unwrap().json().await.unwrap();
+        let page: Value = app.get_json(&url).await;
         pages += 1;
         items.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["next"].as_str() {
@@ -320,14 +320,7 @@ async fn pages_follow_the_cursor_through_every_product(app: TestApp) {
         "default order is creation order"
     );
 
-    let first: Value = app
-        .get("/api/v1/products?limit=2")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.get_json("/api/v1/products?limit=2").await;
     assert_eq!(first["total"], 5);
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
 }
@@ -339,28 +332,14 @@ async fn filters_and_sorting_narrow_the_list(app: TestApp) {
     app.create_product("HONEY-1", "Honey 100%_pure", 1500, 1)
         .await;
 
-    let page: Value = app
-        .get("/api/v1/products?q=tea&sort=-price")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/products?q=tea&sort=-price").await;
     assert_eq!(
         names(page["items"].as_array().unwrap()),
         ["Black Tea", "Green Tea"]
     );
     assert_eq!(page["total"], 2);
 
-    let page: Value = app
-        .get("/api/v1/products?q=mug-")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/products?q=mug-").await;
     assert_eq!(
         names(page["items"].as_array().unwrap()),
         ["Mug"],
@@ -368,40 +347,21 @@ async fn filters_and_sorting_narrow_the_list(app: TestApp) {
     );
 
     let page: Value = app
-        .get("/api/v1/products?min_price=600&max_price=1000&sort=price")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/products?min_price=600&max_price=1000&sort=price")
+        .await;
     assert_eq!(
         names(page["items"].as_array().unwrap()),
         ["Black Tea", "Mug"]
     );
 
     // LIKE wildcards in q are literal.
-    let page: Value = app
-        .get("/api/v1/products?q=%25_")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/products?q=%25_").await;
     assert_eq!(
         names(page["items"].as_array().unwrap()),
         ["Honey 100%_pure"]
     );
 
-    let page: Value = app
-        .get("/api/v1/products?currency=USD")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/products?currency=USD").await;
     assert_eq!(page["total"], 0);
 }
 

@@ -5,8 +5,15 @@
 use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
 use kernel::{
     auth::{AdminOnly, Authorized},
-    error::{ApiError, Problem},
-    http::{IfMatch, Json, Query, json_with_etag},
+    error::ApiError,
+    http::{
+        IfMatch, Json, Query,
+        docs::{
+            AuthProblems, BodyProblems, ConflictProblem, NotFoundProblem, PreconditionProblem,
+            ValidationProblem,
+        },
+        json_with_etag,
+    },
 };
 use product_api::{
     NewProduct, Product, ProductChanges, ProductId, ProductInput, ProductListParams, ProductPage,
@@ -39,13 +46,10 @@ type Products = web::Data<dyn ProductService>;
     responses(
         (status = 201, description = "Created", body = Product,
             headers(("ETag" = String, description = "Current revision"), ("Location" = String))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "SKU already exists", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
+        AuthProblems,
+        ConflictProblem,
+        ValidationProblem,
     )
 )]
 #[post("/products")]
@@ -75,7 +79,7 @@ async fn create_product(
     params(ProductListParams),
     responses(
         (status = 200, description = "One page of products", body = ProductPage),
-        (status = 422, description = "Invalid query parameters", body = Problem, content_type = "application/problem+json"),
+        ValidationProblem,
     )
 )]
 #[get("/products")]
@@ -95,7 +99,7 @@ async fn list_products(
     responses(
         (status = 200, description = "The product", body = Product,
             headers(("ETag" = String, description = "Current revision; send it as If-Match to update"))),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+        NotFoundProblem,
     )
 )]
 #[get("/products/{id}")]
@@ -122,14 +126,12 @@ async fn get_product(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Replaced", body = Product, headers(("ETag" = String))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "SKU taken or stock below reserved", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
+        AuthProblems,
+        NotFoundProblem,
+        ConflictProblem,
+        PreconditionProblem,
+        ValidationProblem,
     )
 )]
 #[put("/products/{id}")]
@@ -161,14 +163,12 @@ async fn replace_product(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = Product, headers(("ETag" = String))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "SKU taken or stock below reserved", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
+        AuthProblems,
+        NotFoundProblem,
+        ConflictProblem,
+        PreconditionProblem,
+        ValidationProblem,
     )
 )]
 #[patch("/products/{id}")]
@@ -197,11 +197,10 @@ async fn patch_product(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No or invalid token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Stock is reserved", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "If-Match does not match", body = Problem, content_type = "application/problem+json"),
+        AuthProblems,
+        NotFoundProblem,
+        ConflictProblem,
+        PreconditionProblem,
     )
 )]
 #[delete("/products/{id}")]

@@ -1,6 +1,7 @@
 //! HTTP helpers shared by every module: body and query extractors with problem+json errors,
 //! cursor pagination, ETag / If-Match, and the request-context middleware.
 
+pub mod docs;
 mod json;
 pub mod middleware;
 
