@@ -3,7 +3,7 @@
 //!
 //! Tests start the same [`Application`] on port 0 with a fresh database each.
 
-use std::net::TcpListener;
+use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{
     App, HttpResponse, HttpServer,
@@ -15,6 +15,7 @@ use actix_web::{
 use anyhow::Context;
 use kernel::{
     auth::JwtKeys,
+    bus::{self, Bus, Subscriber, catalog::EventDoc, relay::Relay},
     config::Settings,
     db::{Db, Migrations},
     error::{ApiError, ErrorKind, Problem},
@@ -34,12 +35,32 @@ pub const MODULES: &[&str] = &[
     "product",
 ];
 
-/// The migrations of the built-in modules.
+/// The kernel's and the built-in modules' migrations, kernel first.
 fn migrations() -> Vec<Migrations> {
     vec![
+        bus::MIGRATIONS,
         #[cfg(feature = "product")]
         product::MIGRATIONS,
     ]
+}
+
+/// The event types the built-in modules publish.
+fn events() -> Vec<EventDoc> {
+    let mut events = Vec::new();
+    #[cfg(feature = "product")]
+    events.extend(product::events());
+    events
+}
+
+/// The event catalog (AsyncAPI 3.0) of this build, as committed in `openapi/asyncapi.json`.
+///
+/// # Errors
+/// Only if serialization fails.
+pub fn asyncapi_json() -> anyhow::Result<String> {
+    let doc = bus::catalog::asyncapi(&events(), &[], "tessera", env!("CARGO_PKG_VERSION"));
+    let mut json = serde_json::to_string_pretty(&doc).context("serialize the catalog")?;
+    json.push('\n');
+    Ok(json)
 }
 
 /// Opens the database and applies the built-in modules' pending migrations.
@@ -64,6 +85,7 @@ pub fn connect_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<Strin
     components(schemas(Problem, kernel::error::FieldError)),
     tags(
         (name = "product", description = "Catalog and inventory"),
+        (name = "admin", description = "Operator endpoints: the event bus's deliveries and dead letters"),
         (name = "health", description = "Liveness and readiness probes"),
     )
 )]
@@ -86,11 +108,11 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Everything mounted under `/api/v1`, per built-in module.
+/// Everything mounted under `/api/v1`: the kernel's operator API and each built-in module.
 fn api_v1(cfg: &mut ServiceConfig) {
+    bus::admin::configure(cfg);
     #[cfg(feature = "product")]
     product::configure(cfg);
-    let _ = cfg;
 }
 
 /// The OpenAPI document of this build (only the built-in modules' paths).
@@ -158,6 +180,7 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 pub struct Application {
     port: u16,
     server: Server,
+    bus: Bus,
 }
 
 impl std::fmt::Debug for Application {
@@ -172,9 +195,24 @@ impl Application {
     /// # Errors
     /// Database, migration or bind failures, naming the cause.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Vec::new())
+    }
+
+    /// [`Application::build`] with extra bus subscribers (plug-ins, tests).
+    ///
+    /// # Errors
+    /// As [`Application::build`], or a subscriber name used twice.
+    pub fn build_with(
+        settings: &Settings,
+        subscribers: Vec<Arc<dyn Subscriber>>,
+    ) -> anyhow::Result<Self> {
         let (db, applied) = connect_and_migrate(settings)?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied migrations");
+        }
+        let bus = Bus::new(db.clone(), settings.bus.clone());
+        for subscriber in subscribers {
+            bus.subscribe(subscriber)?;
         }
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -184,17 +222,26 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
-        let server = Self::server(settings, db, listener)?;
-        Ok(Self { port, server })
+        let server = Self::server(settings, db, &bus, listener)?;
+        Ok(Self { port, server, bus })
     }
 
-    fn server(settings: &Settings, db: Db, listener: TcpListener) -> anyhow::Result<Server> {
+    fn server(
+        settings: &Settings,
+        db: Db,
+        bus: &Bus,
+        listener: TcpListener,
+    ) -> anyhow::Result<Server> {
         let spec = openapi();
         let keys = web::Data::new(JwtKeys::new(&settings.auth));
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
-        let state = web::Data::new(AppState { db: db.clone() });
+        let state = web::Data::new(AppState { db });
+        let bus_data = web::Data::new(bus.clone());
         #[cfg(feature = "product")]
-        let products = web::Data::from(product::service(db.clone()));
+        let products = web::Data::from(product::service(
+            bus.clone(),
+            &settings.module::<product::ProductSettings>("product")?,
+        ));
 
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
@@ -202,6 +249,7 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(json_limit.clone())
                 .app_data(state.clone())
+                .app_data(bus_data.clone())
                 .app_data(
                     web::PathConfig::default().error_handler(kernel::http::path_error_handler),
                 )
@@ -239,11 +287,15 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGINT/SIGTERM, then drains in-flight requests.
+    /// Serves and relays events until SIGINT/SIGTERM, then drains in-flight requests and
+    /// lets the relay finish its batch.
     ///
     /// # Errors
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let relay: Relay = self.bus.start_relay();
+        let served = self.server.await;
+        relay.stop().await;
+        served
     }
 }

@@ -24,6 +24,8 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document of this build.
     Openapi,
+    /// Print the event catalog (AsyncAPI 3.0) of this build.
+    Events,
     /// Print a signed JWT for the configured secret, and nothing else.
     Token {
         /// Subject (user or service name).
@@ -55,6 +57,10 @@ fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Openapi => {
             print!("{}", tessera::openapi_json()?);
+            Ok(())
+        }
+        Command::Events => {
+            print!("{}", tessera::asyncapi_json()?);
             Ok(())
         }
         Command::Token { sub, role, ttl } => {

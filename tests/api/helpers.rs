@@ -1,5 +1,8 @@
+use std::sync::Arc;
+
 use kernel::{
     auth::{JwtKeys, Role},
+    bus::Subscriber,
     config::{AppEnv, Settings},
     db::Backend,
     testing::TestDatabase,
@@ -23,6 +26,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        Self::spawn_full(backend, adjust, Vec::new()).await
+    }
+
+    /// Starts the app with changed settings and extra bus subscribers.
+    pub async fn spawn_full(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Settings),
+        subscribers: Vec<Arc<dyn Subscriber>>,
+    ) -> Option<Self> {
         let db = TestDatabase::new(backend)?;
         let mut settings = Settings::defaults(AppEnv::Test).unwrap();
         settings.server.port = 0;
@@ -30,7 +42,7 @@ impl TestApp {
         settings.server.shutdown_timeout_secs = 1;
         settings.database = db.settings();
         adjust(&mut settings);
-        let app = tessera::Application::build(&settings).unwrap();
+        let app = tessera::Application::build_with(&settings, subscribers).unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         Some(Self {
@@ -149,3 +161,30 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Like `on_both_backends!`, with a custom async setup `fn(Backend) -> Option<T>` whose value
+/// each test receives.
+macro_rules! on_both_backends_with {
+    ($setup:ident, $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let fixture = super::$setup(kernel::db::Backend::Sqlite).await.unwrap();
+                    super::$name(fixture).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(fixture) = super::$setup(kernel::db::Backend::Postgres).await {
+                        super::$name(fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends_with;

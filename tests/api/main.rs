@@ -8,6 +8,7 @@ mod helpers;
 mod auth;
 mod cli;
 mod errors;
+mod events;
 mod health;
 mod openapi;
 mod products;

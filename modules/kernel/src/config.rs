@@ -4,11 +4,11 @@
 //! Loading never panics: a bad value becomes an error naming the key, and rules that only
 //! production enforces (no development JWT secret) are checked in [`Settings::validate`].
 
-use std::{fmt, path::Path, str::FromStr};
+use std::{collections::BTreeMap, fmt, path::Path, str::FromStr};
 
 use anyhow::{Context, bail};
 use config::{Config, Environment, File, FileFormat};
-use serde::Deserialize;
+use serde::{Deserialize, de::DeserializeOwned};
 
 /// The base layer, compiled in so the binary runs from an empty directory.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/default.toml");
@@ -76,6 +76,10 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub bus: BusSettings,
+    /// `[modules.<name>]` sections, read by each module with [`Settings::module`].
+    #[serde(default)]
+    pub modules: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +137,18 @@ pub struct HttpSettings {
     pub json_limit_bytes: usize,
 }
 
+/// The event bus's delivery policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSettings {
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub batch_size: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -148,6 +164,21 @@ pub struct LogSettings {
 }
 
 impl Settings {
+    /// The `[modules.<name>]` section as the module's own settings type (absent → `{}`, so
+    /// a type with defaults needs no section at all).
+    ///
+    /// # Errors
+    /// A message naming `modules.<name>` when the section does not fit `T`.
+    pub fn module<T: DeserializeOwned>(&self, name: &str) -> anyhow::Result<T> {
+        let section = self
+            .modules
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        serde_json::from_value(section)
+            .with_context(|| format!("invalid configuration: modules.{name}"))
+    }
+
     /// Loads the layers for the environment named by `TESSERA_ENV`, from the process's
     /// working directory and environment variables, and validates the result.
     ///
@@ -220,6 +251,12 @@ impl Settings {
         }
         if self.http.json_limit_bytes == 0 {
             bail!("invalid configuration: http.json_limit_bytes must be at least 1");
+        }
+        if self.bus.max_attempts == 0 || self.bus.batch_size == 0 || self.bus.lease_secs == 0 {
+            bail!(
+                "invalid configuration: bus.max_attempts, bus.batch_size and bus.lease_secs \
+                 must be at least 1"
+            );
         }
         if self.auth.token_ttl_secs == 0 {
             bail!("invalid configuration: auth.token_ttl_secs must be at least 1");
@@ -306,6 +343,34 @@ mod tests {
             vars(&[("TESSERA__AUTH__JWT_SECRET", secret)]),
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn module_sections_reach_their_module_and_bad_ones_are_named() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Product {
+            stock_low_threshold: i64,
+        }
+        let dir = empty_dir();
+        let s = Settings::load_from(
+            AppEnv::Development,
+            dir.path(),
+            vars(&[("TESSERA__MODULES__PRODUCT__STOCK_LOW_THRESHOLD", "9")]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.module::<Product>("product").unwrap().stock_low_threshold,
+            9
+        );
+        let s = Settings::load_from(
+            AppEnv::Development,
+            dir.path(),
+            vars(&[("TESSERA__MODULES__PRODUCT__STOCK_LOW_THRESHOLD", "lots")]),
+        )
+        .unwrap();
+        let err = s.module::<Product>("product").unwrap_err();
+        assert!(format!("{err:#}").contains("modules.product"), "{err:#}");
     }
 
     #[test]

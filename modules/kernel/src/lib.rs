@@ -3,6 +3,7 @@
 //! modules depend on it and on each other's `-api` crates only.
 
 pub mod auth;
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -10,7 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod money;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[doc(hidden)]
 pub mod testing;
 
 /// Formats a UTC timestamp as RFC 3339 with microseconds, the precision both databases keep.

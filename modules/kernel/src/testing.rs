@@ -111,6 +111,24 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Every event in the outbox, oldest first.
+///
+/// # Panics
+/// On database errors (tests only).
+#[allow(clippy::expect_used)]
+pub fn published_events(db: &crate::db::Db) -> Vec<crate::bus::Envelope> {
+    use crate::bus::{relay::EventRow, schema::bus_events};
+    use diesel::QueryDsl;
+    let mut conn = db.get().expect("a connection");
+    bus_events::table
+        .order_by(bus_events::seq)
+        .load::<EventRow>(&mut *conn)
+        .expect("read the outbox")
+        .into_iter()
+        .map(|row| row.into_envelope().expect("a well-formed event"))
+        .collect()
+}
+
 /// `postgres://u@h:5432/test?x=1` with database `name` instead of `test`.
 fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

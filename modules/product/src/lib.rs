@@ -14,7 +14,11 @@ mod store;
 use std::sync::Arc;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
-use kernel::db::{Db, Migrations};
+use kernel::{
+    bus::{Bus, catalog::EventDoc},
+    db::Migrations,
+};
+use serde::Deserialize;
 
 pub use http::configure;
 pub use product_api as api;
@@ -29,7 +33,31 @@ pub static MIGRATIONS: Migrations = Migrations {
     postgres: &POSTGRES,
 };
 
-/// The in-process [`api::ProductService`] over `db`.
-pub fn service(db: Db) -> Arc<dyn api::ProductService> {
-    Arc::new(service::LocalProducts::new(db))
+/// `[modules.product]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProductSettings {
+    /// `product.stock_low` is published when available stock falls to or below this.
+    pub stock_low_threshold: i64,
+}
+
+impl Default for ProductSettings {
+    fn default() -> Self {
+        Self {
+            stock_low_threshold: 5,
+        }
+    }
+}
+
+/// The in-process [`api::ProductService`]; its writes publish through `bus`.
+pub fn service(bus: Bus, settings: &ProductSettings) -> Arc<dyn api::ProductService> {
+    Arc::new(service::LocalProducts::new(store::Store {
+        bus,
+        stock_low_threshold: settings.stock_low_threshold,
+    }))
+}
+
+/// The events this module publishes, for the event catalog.
+pub fn events() -> Vec<EventDoc> {
+    api::events::catalog()
 }

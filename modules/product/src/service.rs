@@ -1,23 +1,36 @@
-//! The in-process implementation of [`ProductService`]: each call runs its store function on
+//! The in-process implementation of [`ProductService`]: each call runs its store method on
 //! the blocking pool, inside a span named after the trait method.
 
 use async_trait::async_trait;
-use kernel::{db::Db, http::IfMatch};
+use kernel::{db::DbConnection, http::IfMatch};
 use product_api::{
     NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
     ProductService, Reservation, ReservationId, ReservationLines,
 };
 
-use crate::store;
+use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LocalProducts {
-    db: Db,
+    store: Store,
 }
 
 impl LocalProducts {
-    pub(crate) fn new(db: Db) -> Self {
-        Self { db }
+    pub(crate) fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, ProductError>
+    where
+        F: FnOnce(&Store, &mut DbConnection) -> Result<T, ProductError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        self.store
+            .bus
+            .db()
+            .run(move |conn| work(&store, conn))
+            .await
     }
 }
 
@@ -25,17 +38,17 @@ impl LocalProducts {
 impl ProductService for LocalProducts {
     #[tracing::instrument(name = "product.create", skip_all, fields(sku = %input.sku))]
     async fn create(&self, input: NewProduct) -> Result<Product, ProductError> {
-        self.db.run(move |c| store::insert(c, input)).await
+        self.run(move |s, c| s.insert(c, input)).await
     }
 
     #[tracing::instrument(name = "product.get", skip(self))]
     async fn get(&self, id: ProductId) -> Result<Product, ProductError> {
-        self.db.run(move |c| store::get(c, id)).await
+        self.run(move |s, c| s.get(c, id)).await
     }
 
     #[tracing::instrument(name = "product.list", skip_all, fields(limit = query.limit))]
     async fn list(&self, query: ProductQuery) -> Result<ProductPage, ProductError> {
-        self.db.run(move |c| store::list(c, &query)).await
+        self.run(move |s, c| s.list(c, &query)).await
     }
 
     #[tracing::instrument(name = "product.update", skip(self, changes))]
@@ -45,14 +58,13 @@ impl ProductService for LocalProducts {
         if_match: IfMatch,
         changes: ProductChanges,
     ) -> Result<Product, ProductError> {
-        self.db
-            .run(move |c| store::update(c, id, &if_match, &changes))
+        self.run(move |s, c| s.update(c, id, &if_match, &changes))
             .await
     }
 
     #[tracing::instrument(name = "product.delete", skip(self))]
     async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError> {
-        self.db.run(move |c| store::delete(c, id, &if_match)).await
+        self.run(move |s, c| s.delete(c, id, &if_match)).await
     }
 
     #[tracing::instrument(name = "product.reserve", skip(self, lines), fields(lines = lines.lines().len()))]
@@ -61,16 +73,16 @@ impl ProductService for LocalProducts {
         id: ReservationId,
         lines: ReservationLines,
     ) -> Result<Reservation, ProductError> {
-        self.db.run(move |c| store::reserve(c, id, &lines)).await
+        self.run(move |s, c| s.reserve(c, id, &lines)).await
     }
 
     #[tracing::instrument(name = "product.release", skip(self))]
     async fn release(&self, id: ReservationId) -> Result<Reservation, ProductError> {
-        self.db.run(move |c| store::release(c, id)).await
+        self.run(move |s, c| s.release(c, id)).await
     }
 
     #[tracing::instrument(name = "product.commit", skip(self))]
     async fn commit(&self, id: ReservationId) -> Result<Reservation, ProductError> {
-        self.db.run(move |c| store::commit(c, id)).await
+        self.run(move |s, c| s.commit(c, id)).await
     }
 }

@@ -9,13 +9,18 @@ use diesel::{
     result::{DatabaseErrorKind, Error as DieselError},
 };
 use kernel::{
-    db::{DbConnection, MultiBackend, write_tx},
+    bus::{Bus, Tx},
+    db::{DbConnection, MultiBackend},
     http::IfMatch,
     money::{Currency, Money},
 };
 use product_api::{
     After, NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
     Reservation, ReservationId, ReservationLine, ReservationLines, ReservationStatus, SortKey,
+    events::{
+        InventoryCommitted, InventoryReleased, InventoryReserved, ProductCreated, ProductDeleted,
+        ProductUpdated, StockLow,
+    },
 };
 
 use crate::{
@@ -27,6 +32,14 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 
 /// How many times an optimistic write is retried when a concurrent writer got there first.
 const WRITE_ATTEMPTS: usize = 5;
+
+/// The product module's persistence: every write goes through the bus, so its events are
+/// published in the same transaction.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    pub bus: Bus,
+    pub stock_low_threshold: i64,
+}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = products)]
@@ -85,38 +98,74 @@ fn load(conn: &mut DbConnection, id: ProductId) -> Result<ProductRow, ProductErr
         .ok_or(ProductError::NotFound(id))
 }
 
-pub(crate) fn insert(conn: &mut DbConnection, new: NewProduct) -> Result<Product, ProductError> {
-    let now = kernel::time::now();
-    let row = ProductRow {
-        id: ProductId::new().to_string(),
-        sku: new.sku.as_str().to_owned(),
-        name: new.name.as_str().to_owned(),
-        description: new.description.as_str().to_owned(),
-        price_amount: new.price.amount,
-        price_currency: new.price.currency.as_str().to_owned(),
-        stock: new.stock,
-        reserved: 0,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    write_tx(conn, |conn| {
-        diesel::insert_into(products::table)
-            .values(&row)
-            .execute(conn)
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    ProductError::DuplicateSku(row.sku.clone())
-                } else {
-                    anyhow::Error::new(e).context("insert product").into()
-                }
-            })
-    })?;
-    row.into_product()
-}
+impl Store {
+    pub(crate) fn insert(
+        &self,
+        conn: &mut DbConnection,
+        new: NewProduct,
+    ) -> Result<Product, ProductError> {
+        let now = kernel::time::now();
+        let row = ProductRow {
+            id: ProductId::new().to_string(),
+            sku: new.sku.as_str().to_owned(),
+            name: new.name.as_str().to_owned(),
+            description: new.description.as_str().to_owned(),
+            price_amount: new.price.amount,
+            price_currency: new.price.currency.as_str().to_owned(),
+            stock: new.stock,
+            reserved: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let product = row.clone().into_product()?;
+        self.bus.write(conn, |tx| {
+            diesel::insert_into(products::table)
+                .values(&row)
+                .execute(tx.conn())
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        ProductError::DuplicateSku(row.sku.clone())
+                    } else {
+                        anyhow::Error::new(e).context("insert product").into()
+                    }
+                })?;
+            tx.publish(&ProductCreated {
+                product: product.clone(),
+            })?;
+            // A product created at or below the threshold is low from the start.
+            self.check_stock_low(tx, &product, i64::MAX)?;
+            Ok(product)
+        })
+    }
 
-pub(crate) fn get(conn: &mut DbConnection, id: ProductId) -> Result<Product, ProductError> {
-    load(conn, id)?.into_product()
+    /// Publishes `product.stock_low` when this change took `available` from above the threshold
+    /// to at or below it (once per crossing, not on every change while low).
+    fn check_stock_low(
+        &self,
+        tx: &mut Tx<'_>,
+        product: &Product,
+        available_before: i64,
+    ) -> Result<(), ProductError> {
+        let threshold = self.stock_low_threshold;
+        if available_before > threshold && product.available <= threshold {
+            tx.publish(&StockLow {
+                product_id: product.id,
+                sku: product.sku.clone(),
+                available: product.available,
+                threshold,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn get(
+        &self,
+        conn: &mut DbConnection,
+        id: ProductId,
+    ) -> Result<Product, ProductError> {
+        load(conn, id)?.into_product()
+    }
 }
 
 type BoxedProducts = products::BoxedQuery<'static, MultiBackend>;
@@ -191,117 +240,135 @@ fn ordered(q: BoxedProducts, key: SortKey, descending: bool) -> BoxedProducts {
     }
 }
 
-pub(crate) fn list(
-    conn: &mut DbConnection,
-    query: &ProductQuery,
-) -> Result<ProductPage, ProductError> {
-    let total: i64 = filtered(query)
-        .count()
-        .get_result(conn)
-        .context("count products")?;
-    let mut page = filtered(query);
-    if let Some(position) = &query.after {
-        page = after(page, position, query.sort.descending);
-    }
-    let rows: Vec<ProductRow> = ordered(page, query.sort.key, query.sort.descending)
-        .limit(i64::from(query.limit) + 1)
-        .select(ProductRow::as_select())
-        .load(conn)
-        .context("list products")?;
-    let has_more = rows.len() > query.limit as usize;
-    let items = rows
-        .into_iter()
-        .take(query.limit as usize)
-        .map(ProductRow::into_product)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = has_more
-        .then(|| items.last().map(|p| After::of(p, query.sort.key).encode()))
-        .flatten();
-    Ok(ProductPage {
-        items,
-        next,
-        total: u64::try_from(total).unwrap_or_default(),
-    })
-}
-
-/// Runs an optimistic write until it applies or fails for a reason other than a race.
-fn retrying<T>(
-    conn: &mut DbConnection,
-    mut attempt: impl FnMut(&mut DbConnection) -> Result<Option<T>, ProductError>,
-) -> Result<T, ProductError> {
-    for _ in 0..WRITE_ATTEMPTS {
-        if let Some(done) = write_tx(conn, &mut attempt)? {
-            return Ok(done);
+impl Store {
+    pub(crate) fn list(
+        &self,
+        conn: &mut DbConnection,
+        query: &ProductQuery,
+    ) -> Result<ProductPage, ProductError> {
+        let total: i64 = filtered(query)
+            .count()
+            .get_result(conn)
+            .context("count products")?;
+        let mut page = filtered(query);
+        if let Some(position) = &query.after {
+            page = after(page, position, query.sort.descending);
         }
+        let rows: Vec<ProductRow> = ordered(page, query.sort.key, query.sort.descending)
+            .limit(i64::from(query.limit) + 1)
+            .select(ProductRow::as_select())
+            .load(conn)
+            .context("list products")?;
+        let has_more = rows.len() > query.limit as usize;
+        let items = rows
+            .into_iter()
+            .take(query.limit as usize)
+            .map(ProductRow::into_product)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = has_more
+            .then(|| items.last().map(|p| After::of(p, query.sort.key).encode()))
+            .flatten();
+        Ok(ProductPage {
+            items,
+            next,
+            total: u64::try_from(total).unwrap_or_default(),
+        })
     }
-    Err(anyhow::anyhow!("gave up after {WRITE_ATTEMPTS} concurrent modifications").into())
-}
 
-pub(crate) fn update(
-    conn: &mut DbConnection,
-    id: ProductId,
-    if_match: &IfMatch,
-    changes: &ProductChanges,
-) -> Result<Product, ProductError> {
-    retrying(conn, |conn| {
-        let current = load(conn, id)?;
-        if !if_match.allows(current.version) {
-            return Err(ProductError::PreconditionFailed);
-        }
-        let next = domain::apply_changes(&current, changes, kernel::time::now())?;
-        let applied = diesel::update(
-            products::table
-                .find(&current.id)
-                .filter(products::version.eq(current.version)),
-        )
-        .set((
-            products::sku.eq(&next.sku),
-            products::name.eq(&next.name),
-            products::description.eq(&next.description),
-            products::price_amount.eq(next.price_amount),
-            products::price_currency.eq(&next.price_currency),
-            products::stock.eq(next.stock),
-            products::version.eq(next.version),
-            products::updated_at.eq(next.updated_at),
-        ))
-        .execute(conn)
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                ProductError::DuplicateSku(next.sku.clone())
-            } else {
-                anyhow::Error::new(e).context("update product").into()
+    /// Runs an optimistic write until it applies or fails for a reason other than a race.
+    fn retrying<T>(
+        &self,
+        conn: &mut DbConnection,
+        mut attempt: impl FnMut(&mut Tx<'_>) -> Result<Option<T>, ProductError>,
+    ) -> Result<T, ProductError> {
+        for _ in 0..WRITE_ATTEMPTS {
+            if let Some(done) = self.bus.write(conn, &mut attempt)? {
+                return Ok(done);
             }
-        })?;
-        if applied == 0 {
-            return Ok(None);
         }
-        next.into_product().map(Some)
-    })
-}
+        Err(anyhow::anyhow!("gave up after {WRITE_ATTEMPTS} concurrent modifications").into())
+    }
 
-pub(crate) fn delete(
-    conn: &mut DbConnection,
-    id: ProductId,
-    if_match: &IfMatch,
-) -> Result<(), ProductError> {
-    retrying(conn, |conn| {
-        let current = load(conn, id)?;
-        if !if_match.allows(current.version) {
-            return Err(ProductError::PreconditionFailed);
-        }
-        if current.reserved > 0 {
-            return Err(ProductError::HasReservations(id));
-        }
-        let deleted = diesel::delete(
-            products::table
-                .find(&current.id)
-                .filter(products::version.eq(current.version))
-                .filter(products::reserved.eq(0)),
-        )
-        .execute(conn)
-        .context("delete product")?;
-        Ok((deleted == 1).then_some(()))
-    })
+    pub(crate) fn update(
+        &self,
+        conn: &mut DbConnection,
+        id: ProductId,
+        if_match: &IfMatch,
+        changes: &ProductChanges,
+    ) -> Result<Product, ProductError> {
+        self.retrying(conn, |tx| {
+            let current = load(tx.conn(), id)?;
+            if !if_match.allows(current.version) {
+                return Err(ProductError::PreconditionFailed);
+            }
+            let next = domain::apply_changes(&current, changes, kernel::time::now())?;
+            let applied = diesel::update(
+                products::table
+                    .find(&current.id)
+                    .filter(products::version.eq(current.version)),
+            )
+            .set((
+                products::sku.eq(&next.sku),
+                products::name.eq(&next.name),
+                products::description.eq(&next.description),
+                products::price_amount.eq(next.price_amount),
+                products::price_currency.eq(&next.price_currency),
+                products::stock.eq(next.stock),
+                products::version.eq(next.version),
+                products::updated_at.eq(next.updated_at),
+            ))
+            .execute(tx.conn())
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    ProductError::DuplicateSku(next.sku.clone())
+                } else {
+                    anyhow::Error::new(e).context("update product").into()
+                }
+            })?;
+            if applied == 0 {
+                return Ok(None);
+            }
+            let product = next.into_product()?;
+            tx.publish(&ProductUpdated {
+                product: product.clone(),
+            })?;
+            self.check_stock_low(tx, &product, current.stock - current.reserved)?;
+            Ok(Some(product))
+        })
+    }
+
+    pub(crate) fn delete(
+        &self,
+        conn: &mut DbConnection,
+        id: ProductId,
+        if_match: &IfMatch,
+    ) -> Result<(), ProductError> {
+        self.retrying(conn, |tx| {
+            let current = load(tx.conn(), id)?;
+            if !if_match.allows(current.version) {
+                return Err(ProductError::PreconditionFailed);
+            }
+            if current.reserved > 0 {
+                return Err(ProductError::HasReservations(id));
+            }
+            let deleted = diesel::delete(
+                products::table
+                    .find(&current.id)
+                    .filter(products::version.eq(current.version))
+                    .filter(products::reserved.eq(0)),
+            )
+            .execute(tx.conn())
+            .context("delete product")?;
+            if deleted == 0 {
+                return Ok(None);
+            }
+            tx.publish(&ProductDeleted {
+                product_id: id,
+                sku: current.sku,
+            })?;
+            Ok(Some(()))
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -379,47 +446,144 @@ fn existing_reservation(
     }
 }
 
-pub(crate) fn reserve(
-    conn: &mut DbConnection,
-    id: ReservationId,
-    wanted: &ReservationLines,
-) -> Result<Reservation, ProductError> {
-    if let Some(done) = existing_reservation(conn, id, wanted)? {
-        return Ok(done);
-    }
-    let now = kernel::time::now();
-    let outcome = write_tx(conn, |conn| {
-        // Inserting the reservation first makes a concurrent call with the same id fail on
-        // the primary key instead of reserving a second time.
-        diesel::insert_into(reservations::table)
-            .values(&ReservationRow {
-                id: id.to_string(),
-                status: ReservationStatus::Active.as_str().to_owned(),
-                created_at: now,
-                updated_at: now,
-            })
-            .execute(conn)?;
-        for line in wanted.lines() {
-            take_stock(conn, line, now)?;
-            diesel::insert_into(lines::table)
-                .values(&LineRow {
-                    reservation_id: id.to_string(),
-                    product_id: line.product_id.to_string(),
-                    quantity: line.quantity,
+impl Store {
+    pub(crate) fn reserve(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+        wanted: &ReservationLines,
+    ) -> Result<Reservation, ProductError> {
+        if let Some(done) = existing_reservation(conn, id, wanted)? {
+            return Ok(done);
+        }
+        let now = kernel::time::now();
+        let outcome = self.bus.write(conn, |tx| {
+            // Inserting the reservation first makes a concurrent call with the same id fail on
+            // the primary key instead of reserving a second time.
+            diesel::insert_into(reservations::table)
+                .values(&ReservationRow {
+                    id: id.to_string(),
+                    status: ReservationStatus::Active.as_str().to_owned(),
+                    created_at: now,
+                    updated_at: now,
                 })
-                .execute(conn)?;
+                .execute(tx.conn())?;
+            for line in wanted.lines() {
+                let product = take_stock(tx.conn(), line, now)?;
+                diesel::insert_into(lines::table)
+                    .values(&LineRow {
+                        reservation_id: id.to_string(),
+                        product_id: line.product_id.to_string(),
+                        quantity: line.quantity,
+                    })
+                    .execute(tx.conn())?;
+                self.check_stock_low(tx, &product, product.available + line.quantity)?;
+            }
+            tx.publish(&InventoryReserved {
+                reservation_id: id,
+                lines: wanted.lines().to_vec(),
+            })?;
+            Ok::<_, ReserveError>(())
+        });
+        match outcome {
+            Ok(()) => load_reservation(conn, id)?
+                .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into()),
+            Err(ReserveError::Db(e)) if is_unique_violation(&e) => {
+                existing_reservation(conn, id, wanted)?.ok_or_else(|| {
+                    anyhow::anyhow!("reservation {id} conflicted but is absent").into()
+                })
+            }
+            Err(ReserveError::Db(e)) => Err(anyhow::Error::new(e).context("reserve stock").into()),
+            Err(ReserveError::Product(e)) => Err(e),
         }
-        Ok::<_, ReserveError>(())
-    });
-    match outcome {
-        Ok(()) => load_reservation(conn, id)?
-            .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into()),
-        Err(ReserveError::Db(e)) if is_unique_violation(&e) => {
-            existing_reservation(conn, id, wanted)?
-                .ok_or_else(|| anyhow::anyhow!("reservation {id} conflicted but is absent").into())
-        }
-        Err(ReserveError::Db(e)) => Err(anyhow::Error::new(e).context("reserve stock").into()),
-        Err(ReserveError::Product(e)) => Err(e),
+    }
+
+    pub(crate) fn release(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+    ) -> Result<Reservation, ProductError> {
+        self.close_reservation(conn, id, ReservationStatus::Released)
+    }
+
+    pub(crate) fn commit(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+    ) -> Result<Reservation, ProductError> {
+        self.close_reservation(conn, id, ReservationStatus::Committed)
+    }
+
+    /// Moves an active reservation to `to` (released or committed) and applies it to stock. The
+    /// status change comes first and is conditional, so of two concurrent calls only one applies.
+    fn close_reservation(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+        to: ReservationStatus,
+    ) -> Result<Reservation, ProductError> {
+        let now = kernel::time::now();
+        let committing = to == ReservationStatus::Committed;
+        self.bus.write(conn, |tx| {
+            let moved = diesel::update(
+                reservations::table
+                    .find(id.to_string())
+                    .filter(reservations::status.eq(ReservationStatus::Active.as_str())),
+            )
+            .set((
+                reservations::status.eq(to.as_str()),
+                reservations::updated_at.eq(now),
+            ))
+            .execute(tx.conn())
+            .context("close reservation")?;
+            let reservation =
+                load_reservation(tx.conn(), id)?.ok_or(ProductError::ReservationNotFound(id))?;
+            if moved == 0 {
+                return if reservation.status == to {
+                    Ok(reservation)
+                } else {
+                    Err(ProductError::ReservationClosed {
+                        id,
+                        status: reservation.status,
+                        action: if committing { "committed" } else { "released" },
+                    })
+                };
+            }
+            for line in &reservation.lines {
+                let target = products::table.find(line.product_id.to_string());
+                // Committing takes the units out of stock; releasing only frees them.
+                let stock_taken = if committing { line.quantity } else { 0 };
+                let changed = diesel::update(target)
+                    .set((
+                        products::stock.eq(products::stock - stock_taken),
+                        products::reserved.eq(products::reserved - line.quantity),
+                        products::version.eq(products::version + 1),
+                        products::updated_at.eq(now),
+                    ))
+                    .execute(tx.conn())
+                    .context("apply reservation to stock")?;
+                if changed != 1 {
+                    return Err(anyhow::anyhow!(
+                        "product {} of reservation {id} is missing",
+                        line.product_id
+                    )
+                    .into());
+                }
+            }
+            let lines = reservation.lines.clone();
+            if committing {
+                tx.publish(&InventoryCommitted {
+                    reservation_id: id,
+                    lines,
+                })?;
+            } else {
+                tx.publish(&InventoryReleased {
+                    reservation_id: id,
+                    lines,
+                })?;
+            }
+            Ok(reservation)
+        })
     }
 }
 
@@ -450,12 +614,12 @@ impl From<anyhow::Error> for ReserveError {
 }
 
 /// Holds `line.quantity` units if that many are available — one atomic statement, so two
-/// concurrent reservations can never both take the last unit.
+/// concurrent reservations can never both take the last unit. Returns the product after.
 fn take_stock(
     conn: &mut DbConnection,
     line: &ReservationLine,
     now: NaiveDateTime,
-) -> Result<(), ReserveError> {
+) -> Result<Product, ReserveError> {
     let pid = line.product_id.to_string();
     let held = diesel::update(
         products::table
@@ -468,95 +632,14 @@ fn take_stock(
         products::updated_at.eq(now),
     ))
     .execute(conn)?;
-    if held == 1 {
-        return Ok(());
-    }
     let current = load(conn, line.product_id)?;
+    if held == 1 {
+        return Ok(current.into_product()?);
+    }
     Err(ProductError::InsufficientStock {
         product_id: line.product_id,
         requested: line.quantity,
         available: current.stock - current.reserved,
     }
     .into())
-}
-
-/// Moves an active reservation to `to`, applying `effect` to each line's product. The status
-/// change comes first and is conditional, so of two concurrent calls only one applies.
-fn close_reservation(
-    conn: &mut DbConnection,
-    id: ReservationId,
-    to: ReservationStatus,
-    action: &'static str,
-) -> Result<Reservation, ProductError> {
-    let now = kernel::time::now();
-    write_tx(conn, |conn| {
-        let moved = diesel::update(
-            reservations::table
-                .find(id.to_string())
-                .filter(reservations::status.eq(ReservationStatus::Active.as_str())),
-        )
-        .set((
-            reservations::status.eq(to.as_str()),
-            reservations::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .context("close reservation")?;
-        let reservation =
-            load_reservation(conn, id)?.ok_or(ProductError::ReservationNotFound(id))?;
-        if moved == 0 {
-            return if reservation.status == to {
-                Ok(reservation)
-            } else {
-                Err(ProductError::ReservationClosed {
-                    id,
-                    status: reservation.status,
-                    action,
-                })
-            };
-        }
-        for line in &reservation.lines {
-            let target = products::table.find(line.product_id.to_string());
-            let changed = if to == ReservationStatus::Committed {
-                diesel::update(target)
-                    .set((
-                        products::stock.eq(products::stock - line.quantity),
-                        products::reserved.eq(products::reserved - line.quantity),
-                        products::version.eq(products::version + 1),
-                        products::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-            } else {
-                diesel::update(target)
-                    .set((
-                        products::reserved.eq(products::reserved - line.quantity),
-                        products::version.eq(products::version + 1),
-                        products::updated_at.eq(now),
-                    ))
-                    .execute(conn)
-            }
-            .context("apply reservation to stock")?;
-            if changed != 1 {
-                return Err(anyhow::anyhow!(
-                    "product {} of reservation {id} is missing",
-                    line.product_id
-                )
-                .into());
-            }
-        }
-        Ok(reservation)
-    })
-}
-
-pub(crate) fn release(
-    conn: &mut DbConnection,
-    id: ReservationId,
-) -> Result<Reservation, ProductError> {
-    close_reservation(conn, id, ReservationStatus::Released, "released")
-}
-
-pub(crate) fn commit(
-    conn: &mut DbConnection,
-    id: ReservationId,
-) -> Result<Reservation, ProductError> {
-    close_reservation(conn, id, ReservationStatus::Committed, "committed")
 }

@@ -6,11 +6,14 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use kernel::{
+    bus::{self, Bus},
+    config::{AppEnv, Settings},
     db::{Backend, Db},
     http::IfMatch,
     money::{Currency, Money},
-    testing::TestDatabase,
+    testing::{TestDatabase, published_events},
 };
+use product::ProductSettings;
 use product_api::{
     NewProduct, ProductChanges, ProductError, ProductId, ProductInput, ProductService,
     ReservationId, ReservationLine, ReservationLines, ReservationStatus,
@@ -18,7 +21,8 @@ use product_api::{
 
 struct Fixture {
     products: Arc<dyn ProductService>,
-    _db: TestDatabase,
+    db: Db,
+    _database: TestDatabase,
 }
 
 fn fixture(backend: Backend) -> Option<Fixture> {
@@ -26,11 +30,24 @@ fn fixture(backend: Backend) -> Option<Fixture> {
     let mut settings = database.settings();
     settings.pool_size = 16;
     let db = Db::connect(&settings).unwrap();
-    db.migrate(&[product::MIGRATIONS]).unwrap();
+    db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS]).unwrap();
+    let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
+    let product_settings = ProductSettings {
+        stock_low_threshold: 3,
+    };
     Some(Fixture {
-        products: product::service(db),
-        _db: database,
+        products: product::service(bus, &product_settings),
+        db,
+        _database: database,
     })
+}
+
+/// `(type, subject)` of every published event, oldest first.
+fn events(f: &Fixture) -> Vec<(String, String)> {
+    published_events(&f.db)
+        .into_iter()
+        .map(|e| (e.kind, e.subject))
+        .collect()
 }
 
 async fn product(f: &Fixture, sku: &str, stock: i64) -> ProductId {
@@ -92,6 +109,8 @@ on_both_backends!(
     release_returns_stock_and_commit_removes_it,
     concurrent_releases_of_one_reservation_apply_once,
     stock_cannot_be_set_below_what_is_reserved,
+    every_change_publishes_its_event_and_failures_publish_nothing,
+    stock_low_is_published_once_per_crossing,
 );
 
 async fn concurrent_reservations_never_take_available_below_zero(f: Fixture) {
@@ -263,4 +282,98 @@ async fn stock_cannot_be_set_below_what_is_reserved(f: Fixture) {
         f.products.delete(id, IfMatch::Absent).await.unwrap_err(),
         ProductError::HasReservations(_)
     ));
+}
+
+async fn every_change_publishes_its_event_and_failures_publish_nothing(f: Fixture) {
+    let id = product(&f, "EVT", 10).await;
+    let p = id.to_string();
+    let rid = ReservationId::new();
+    f.products.reserve(rid, lines(&[(id, 1)])).await.unwrap();
+    // Refused operations leave no event behind.
+    f.products
+        .reserve(ReservationId::new(), lines(&[(id, 100)]))
+        .await
+        .unwrap_err();
+    let stale = IfMatch::Tags(vec!["\"1\"".into()]);
+    f.products
+        .update(id, stale, ProductChanges::default())
+        .await
+        .unwrap_err();
+    f.products.commit(rid).await.unwrap();
+    f.products.commit(rid).await.unwrap(); // a repeat changes nothing and says nothing
+    let again = ReservationId::new();
+    f.products.reserve(again, lines(&[(id, 1)])).await.unwrap();
+    f.products.release(again).await.unwrap();
+    let changes = ProductChanges {
+        stock: Some(20),
+        ..Default::default()
+    };
+    let updated = f
+        .products
+        .update(id, IfMatch::Absent, changes)
+        .await
+        .unwrap();
+    f.products.delete(id, IfMatch::Absent).await.unwrap();
+    let r = rid.to_string();
+    let a = again.to_string();
+    assert_eq!(
+        events(&f),
+        [
+            ("product.created".to_owned(), p.clone()),
+            ("inventory.reserved".to_owned(), r.clone()),
+            ("inventory.committed".to_owned(), r),
+            ("inventory.reserved".to_owned(), a.clone()),
+            ("inventory.released".to_owned(), a),
+            ("product.updated".to_owned(), p.clone()),
+            ("product.deleted".to_owned(), p),
+        ]
+    );
+    let envelope = &published_events(&f.db)[5];
+    let data: product_api::events::ProductUpdated = envelope.decode().unwrap();
+    assert_eq!(
+        data.product, updated,
+        "the event carries the product as it became"
+    );
+    assert_eq!(envelope.source, "product");
+}
+
+async fn stock_low_is_published_once_per_crossing(f: Fixture) {
+    // Threshold 3: 6 → 4 (above), → 3 (crosses), → 1 (still low: no repeat).
+    let id = product(&f, "LOW", 6).await;
+    for quantity in [2, 1, 2] {
+        f.products
+            .reserve(ReservationId::new(), lines(&[(id, quantity)]))
+            .await
+            .unwrap();
+    }
+    let low: Vec<_> = published_events(&f.db)
+        .into_iter()
+        .filter(|e| e.kind == "product.stock_low")
+        .collect();
+    assert_eq!(low.len(), 1);
+    let data: product_api::events::StockLow = low[0].decode().unwrap();
+    assert_eq!((data.available, data.threshold), (3, 3));
+
+    // Restocking lifts it above; the next fall crosses again.
+    let changes = ProductChanges {
+        stock: Some(20),
+        ..Default::default()
+    };
+    f.products
+        .update(id, IfMatch::Absent, changes)
+        .await
+        .unwrap();
+    let changes = ProductChanges {
+        stock: Some(7),
+        ..Default::default()
+    };
+    f.products
+        .update(id, IfMatch::Absent, changes)
+        .await
+        .unwrap();
+    let crossings = published_events(&f.db)
+        .into_iter()
+        .filter(|e| e.kind == "product.stock_low")
+        .count();
+    assert_eq!(crossings, 2);
 }

@@ -2,6 +2,7 @@
 //! request and response types, and [`ProductError`]. Nothing here touches a database, so an
 //! HTTP client can implement the same trait in a split deployment.
 
+pub mod events;
 mod model;
 
 use async_trait::async_trait;

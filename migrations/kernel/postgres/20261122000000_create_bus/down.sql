@@ -1,0 +1,3 @@
+DROP TABLE bus_inbox;
+DROP TABLE bus_deliveries;
+DROP TABLE bus_events;

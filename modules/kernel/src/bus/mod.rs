@@ -1,0 +1,396 @@
+//! The event bus: a transactional outbox, a relay that delivers after commit, and an inbox.
+//!
+//! - **Publishing** is only possible through a [`Tx`], the transaction that changes the
+//!   module's state ([`Bus::write`]): the event row and one delivery row per interested
+//!   subscriber are written in that same transaction, so a rolled-back change publishes
+//!   nothing and a committed one cannot lose its events.
+//! - **Delivery** is at-least-once, by the [`relay`], woken by the commit (polling is the
+//!   fallback). Each (event, subscriber) pair has its own state, so one failing subscriber
+//!   neither blocks nor repeats the others. Events with the same `subject` reach a subscriber
+//!   in publication order.
+//! - **Handling** runs inside a transaction that also writes the inbox record and marks the
+//!   delivery done, so a redelivery after a crash has no second effect.
+//! - **Failures** retry with exponential backoff and jitter, then the delivery is `failed`
+//!   (a dead letter) until an operator replays it ([`admin`]).
+
+pub mod admin;
+pub mod catalog;
+pub mod relay;
+pub(crate) mod schema;
+
+use std::{
+    marker::PhantomData,
+    sync::{Arc, RwLock},
+};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::sync::Notify;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    config::BusSettings,
+    db::{Db, DbConnection, Migrations, write_tx},
+};
+use schema::{bus_deliveries, bus_events};
+
+const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/kernel/sqlite");
+const POSTGRES: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/kernel/postgres");
+
+/// The kernel's own tables (the bus). Every deployment runs these first.
+pub static MIGRATIONS: Migrations = Migrations {
+    module: "kernel",
+    sqlite: &SQLITE,
+    postgres: &POSTGRES,
+};
+
+/// A fact a module announces. Declared in the module's `-api` crate.
+pub trait Event: Serialize + DeserializeOwned + ToSchema + Send + Sync + 'static {
+    /// The stable type name, `<area>.<fact>` such as `product.created`.
+    const TYPE: &'static str;
+    /// The producing module.
+    const SOURCE: &'static str;
+    /// One-line description for the event catalog.
+    const SUMMARY: &'static str;
+    /// The aggregate the event is about; events with equal subjects are delivered in order.
+    fn subject(&self) -> String;
+}
+
+/// The CloudEvents-style JSON envelope every event travels in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Envelope {
+    /// Always `1.0` (CloudEvents spec version).
+    pub specversion: String,
+    /// Unique event id (UUID v7).
+    pub id: Uuid,
+    /// The producing module.
+    pub source: String,
+    /// Event type, e.g. `product.created`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When the event was published (UTC).
+    pub time: DateTime<Utc>,
+    /// The aggregate the event is about (its id).
+    pub subject: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// The event's own fields.
+    pub data: serde_json::Value,
+}
+
+impl Envelope {
+    /// Wraps `event` in a new envelope.
+    ///
+    /// # Errors
+    /// Only if the event does not serialize.
+    pub fn new<E: Event>(event: &E) -> anyhow::Result<Self> {
+        Ok(Self {
+            specversion: "1.0".into(),
+            id: Uuid::now_v7(),
+            source: E::SOURCE.into(),
+            kind: E::TYPE.into(),
+            time: DateTime::from_naive_utc_and_offset(crate::time::now(), Utc),
+            subject: event.subject(),
+            datacontenttype: "application/json".into(),
+            data: serde_json::to_value(event).context("serialize event")?,
+        })
+    }
+
+    /// The typed event inside.
+    ///
+    /// # Errors
+    /// When the envelope holds another type or data that does not fit it.
+    pub fn decode<E: Event>(&self) -> anyhow::Result<E> {
+        if self.kind != E::TYPE {
+            bail!("expected a {} event, got {}", E::TYPE, self.kind);
+        }
+        serde_json::from_value(self.data.clone())
+            .with_context(|| format!("event {} does not fit {}", self.id, E::TYPE))
+    }
+}
+
+/// Something that reacts to events. Handlers run inside the transaction that records them as
+/// handled; they may change their own module's tables and publish through the same [`Tx`].
+pub trait Subscriber: Send + Sync + 'static {
+    /// Stable name (`<module>.<purpose>`); delivery state and the inbox are keyed by it.
+    fn name(&self) -> &str;
+    /// The event types it handles.
+    fn event_types(&self) -> Vec<String>;
+    /// Whether an event of `event_type` should be delivered to it.
+    fn accepts(&self, event_type: &str) -> bool {
+        self.event_types().iter().any(|t| t == event_type)
+    }
+    /// Applies the event.
+    ///
+    /// # Errors
+    /// Any error (or panic) rolls back the handling transaction and schedules a retry.
+    fn handle(&self, tx: &mut Tx<'_>, event: &Envelope) -> anyhow::Result<()>;
+}
+
+/// A subscriber for one event type from a function: `bus::on::<OrderPaid, _>("x.y", f)`.
+pub fn on<E, F>(name: &'static str, handler: F) -> Arc<dyn Subscriber>
+where
+    E: Event,
+    F: Fn(&mut Tx<'_>, E, &Envelope) -> anyhow::Result<()> + Send + Sync + 'static,
+{
+    Arc::new(On {
+        name,
+        handler,
+        _event: PhantomData::<fn(E)>,
+    })
+}
+
+struct On<E, F> {
+    name: &'static str,
+    handler: F,
+    _event: PhantomData<fn(E)>,
+}
+
+impl<E, F> Subscriber for On<E, F>
+where
+    E: Event,
+    F: Fn(&mut Tx<'_>, E, &Envelope) -> anyhow::Result<()> + Send + Sync + 'static,
+{
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn event_types(&self) -> Vec<String> {
+        vec![E::TYPE.to_owned()]
+    }
+
+    fn accepts(&self, event_type: &str) -> bool {
+        event_type == E::TYPE
+    }
+
+    fn handle(&self, tx: &mut Tx<'_>, event: &Envelope) -> anyhow::Result<()> {
+        (self.handler)(tx, event.decode()?, event)
+    }
+}
+
+/// The bus of one process: its database, policy and subscribers, and the relay's wake-up.
+#[derive(Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    settings: BusSettings,
+    subscribers: RwLock<Vec<Arc<dyn Subscriber>>>,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("subscribers", &self.subscriber_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    pub fn new(db: Db, settings: BusSettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                subscribers: RwLock::new(Vec::new()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn settings(&self) -> &BusSettings {
+        &self.inner.settings
+    }
+
+    /// Registers a subscriber; do it at start-up, before anything publishes, or the events
+    /// published earlier will not be delivered to it.
+    ///
+    /// # Errors
+    /// When another subscriber already has its name.
+    pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) -> anyhow::Result<()> {
+        let mut subscribers = self
+            .inner
+            .subscribers
+            .write()
+            .map_err(|_| anyhow::anyhow!("subscriber registry poisoned"))?;
+        if subscribers.iter().any(|s| s.name() == subscriber.name()) {
+            bail!("two subscribers are named {:?}", subscriber.name());
+        }
+        subscribers.push(subscriber);
+        Ok(())
+    }
+
+    pub fn subscriber_names(&self) -> Vec<String> {
+        self.inner
+            .subscribers
+            .read()
+            .map(|s| s.iter().map(|s| s.name().to_owned()).collect())
+            .unwrap_or_default()
+    }
+
+    fn subscriber(&self, name: &str) -> Option<Arc<dyn Subscriber>> {
+        self.inner
+            .subscribers
+            .read()
+            .ok()?
+            .iter()
+            .find(|s| s.name() == name)
+            .cloned()
+    }
+
+    fn subscribers_for(&self, event_type: &str) -> Vec<String> {
+        self.inner
+            .subscribers
+            .read()
+            .map(|s| {
+                s.iter()
+                    .filter(|s| s.accepts(event_type))
+                    .map(|s| s.name().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Runs `work` in a write transaction whose [`Tx`] can publish; after the commit the
+    /// relay is woken if anything was published.
+    ///
+    /// # Errors
+    /// Whatever `work` returns (nothing is written, nothing published), or an unexpected
+    /// error when the transaction cannot begin or commit.
+    pub fn write<T, E, F>(&self, conn: &mut DbConnection, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+        E: From<anyhow::Error>,
+    {
+        let mut published = 0;
+        let value = write_tx(conn, |conn| {
+            let mut tx = Tx {
+                conn,
+                bus: self,
+                published: 0,
+            };
+            let result = work(&mut tx);
+            published = tx.published;
+            result
+        })?;
+        if published > 0 {
+            self.wake_relay();
+        }
+        Ok(value)
+    }
+
+    /// Wakes the relay (after a commit that published, or an operator's replay).
+    pub fn wake_relay(&self) {
+        self.inner.wake.notify_one();
+    }
+}
+
+/// A write transaction that may publish events. Only [`Bus::write`] (and the relay, for
+/// handlers) makes one.
+pub struct Tx<'c> {
+    conn: &'c mut DbConnection,
+    bus: &'c Bus,
+    published: usize,
+}
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("published", &self.published)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> Tx<'c> {
+    /// The connection the transaction runs on.
+    pub fn conn(&mut self) -> &mut DbConnection {
+        self.conn
+    }
+
+    /// Writes `event` to the outbox, with a pending delivery for every subscriber that
+    /// accepts its type. It becomes visible to the relay when the transaction commits.
+    ///
+    /// # Errors
+    /// Database errors; they abort the whole transaction.
+    pub fn publish<E: Event>(&mut self, event: &E) -> anyhow::Result<Envelope> {
+        let envelope = Envelope::new(event)?;
+        self.publish_envelope(&envelope)?;
+        Ok(envelope)
+    }
+
+    fn publish_envelope(&mut self, envelope: &Envelope) -> anyhow::Result<()> {
+        let time = envelope.time.naive_utc();
+        let seq: i64 = diesel::insert_into(bus_events::table)
+            .values((
+                bus_events::id.eq(envelope.id.to_string()),
+                bus_events::source.eq(&envelope.source),
+                bus_events::kind.eq(&envelope.kind),
+                bus_events::subject.eq(&envelope.subject),
+                bus_events::time.eq(time),
+                bus_events::data.eq(envelope.data.to_string()),
+            ))
+            .returning(bus_events::seq)
+            .get_result(self.conn)
+            .context("write event to the outbox")?;
+        for subscriber in self.bus.subscribers_for(&envelope.kind) {
+            diesel::insert_into(bus_deliveries::table)
+                .values((
+                    bus_deliveries::seq.eq(seq),
+                    bus_deliveries::subscriber.eq(subscriber),
+                    bus_deliveries::subject.eq(&envelope.subject),
+                    bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                    bus_deliveries::attempts.eq(0),
+                    bus_deliveries::next_attempt_at.eq(time),
+                ))
+                .execute(self.conn)
+                .context("write delivery to the outbox")?;
+        }
+        self.published += 1;
+        Ok(())
+    }
+}
+
+/// Where a delivery (or, at its worst, an event) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// Handled.
+    Delivered,
+    /// Gave up after the configured attempts; waits for an operator's replay.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            other => bail!("unknown delivery status {other:?}"),
+        }
+    }
+}

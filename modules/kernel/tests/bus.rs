@@ -1,0 +1,460 @@
+//! The event bus against real databases: SQLite always, PostgreSQL when
+//! `TESSERA_TEST_DATABASE_URL` is set. Subscribers write their effects to a table in the same
+//! database, so "applied once" is counted, not assumed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use diesel::{connection::SimpleConnection, prelude::*};
+use kernel::{
+    bus::{self, Bus, Envelope, Event, Subscriber, Tx},
+    config::BusSettings,
+    db::{Backend, Db},
+    testing::TestDatabase,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+diesel::table! {
+    effects (id) {
+        id -> BigInt,
+        subscriber -> Text,
+        subject -> Text,
+        n -> BigInt,
+    }
+}
+
+/// The test event: `n` counts within a subject.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+struct Pinged {
+    subject: String,
+    n: i64,
+}
+
+impl Event for Pinged {
+    const TYPE: &'static str = "test.pinged";
+    const SOURCE: &'static str = "test";
+    const SUMMARY: &'static str = "A test event.";
+    fn subject(&self) -> String {
+        self.subject.clone()
+    }
+}
+
+fn bus_settings() -> BusSettings {
+    BusSettings {
+        max_attempts: 3,
+        backoff_base_ms: 1,
+        backoff_max_ms: 4,
+        poll_interval_ms: 60_000,
+        lease_secs: 1,
+        batch_size: 50,
+    }
+}
+
+struct Env {
+    db: Db,
+    database: TestDatabase,
+}
+
+fn env(backend: Backend) -> Option<Env> {
+    let database = TestDatabase::new(backend)?;
+    let db = Db::connect(&database.settings()).unwrap();
+    db.migrate(&[bus::MIGRATIONS]).unwrap();
+    let ddl = match backend {
+        Backend::Sqlite => {
+            "CREATE TABLE effects (id INTEGER PRIMARY KEY AUTOINCREMENT, subscriber TEXT NOT NULL, subject TEXT NOT NULL, n BIGINT NOT NULL)"
+        }
+        Backend::Postgres => {
+            "CREATE TABLE effects (id BIGSERIAL PRIMARY KEY, subscriber TEXT NOT NULL, subject TEXT NOT NULL, n BIGINT NOT NULL)"
+        }
+    };
+    db.get().unwrap().batch_execute(ddl).unwrap();
+    Some(Env { db, database })
+}
+
+impl Env {
+    /// A second, independent pool on the same database: another process, as far as the
+    /// database can tell.
+    fn another_process(&self) -> Db {
+        Db::connect(&self.database.settings()).unwrap()
+    }
+
+    fn effects(&self, subscriber: &str) -> Vec<(String, i64)> {
+        effects::table
+            .filter(effects::subscriber.eq(subscriber))
+            .order_by(effects::id)
+            .select((effects::subject, effects::n))
+            .load(&mut *self.db.get().unwrap())
+            .unwrap()
+    }
+}
+
+/// Records each event it handles; fails the first `fail_first[n]` attempts at event `n`.
+struct Recorder {
+    name: &'static str,
+    fail_first: Mutex<HashMap<i64, u32>>,
+    always_fail: Mutex<bool>,
+}
+
+impl Recorder {
+    fn new(name: &'static str) -> Arc<Self> {
+        Arc::new(Self {
+            name,
+            fail_first: Mutex::new(HashMap::new()),
+            always_fail: Mutex::new(false),
+        })
+    }
+}
+
+impl Subscriber for Recorder {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn event_types(&self) -> Vec<String> {
+        vec![Pinged::TYPE.into()]
+    }
+
+    fn handle(&self, tx: &mut Tx<'_>, envelope: &Envelope) -> anyhow::Result<()> {
+        let event: Pinged = envelope.decode()?;
+        // The effect is written before failing, to prove a failure rolls it back.
+        diesel::insert_into(effects::table)
+            .values((
+                effects::subscriber.eq(self.name),
+                effects::subject.eq(&event.subject),
+                effects::n.eq(event.n),
+            ))
+            .execute(tx.conn())?;
+        if *self.always_fail.lock().unwrap() {
+            anyhow::bail!("{} is broken", self.name);
+        }
+        let mut fail_first = self.fail_first.lock().unwrap();
+        if let Some(left) = fail_first.get_mut(&event.n).filter(|left| **left > 0) {
+            *left -= 1;
+            anyhow::bail!("transient failure at {}", event.n);
+        }
+        Ok(())
+    }
+}
+
+fn publish(bus: &Bus, db: &Db, subject: &str, n: i64) {
+    let mut conn = db.get().unwrap();
+    bus.write(&mut conn, |tx| {
+        tx.publish(&Pinged {
+            subject: subject.into(),
+            n,
+        })
+        .map(|_| ())
+    })
+    .unwrap();
+}
+
+/// Drives the relay step by step until nothing is due, sleeping past backoffs.
+fn drain(bus: &Bus, db: &Db) {
+    let mut conn = db.get().unwrap();
+    let mut idle = 0;
+    while idle < 5 {
+        if bus.relay_batch(&mut conn, "test-relay").unwrap() == 0 {
+            idle += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        } else {
+            idle = 0;
+        }
+    }
+}
+
+fn statuses(db: &Db) -> Vec<(String, String, i32)> {
+    use diesel::sql_types::{Integer, Text};
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        subscriber: String,
+        #[diesel(sql_type = Text)]
+        status: String,
+        #[diesel(sql_type = Integer)]
+        attempts: i32,
+    }
+    diesel::sql_query(
+        "SELECT subscriber, status, attempts FROM bus_deliveries ORDER BY seq, subscriber",
+    )
+    .load::<Row>(&mut *db.get().unwrap())
+    .unwrap()
+    .into_iter()
+    .map(|r| (r.subscriber, r.status, r.attempts))
+    .collect()
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::env(kernel::db::Backend::Sqlite).unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(env) = super::env(kernel::db::Backend::Postgres) {
+                        super::$name(env).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_rolled_back_transaction_publishes_nothing,
+    a_subscriber_that_fails_twice_then_succeeds_is_applied_once,
+    a_subscriber_that_always_fails_ends_failed_and_a_replay_succeeds,
+    one_failing_subscriber_neither_blocks_nor_repeats_the_others,
+    events_of_one_subject_arrive_in_order,
+    a_redelivered_event_has_no_second_effect,
+    deliveries_claimed_by_a_crashed_relay_are_taken_over,
+    two_relays_on_one_database_deliver_each_event_once,
+    a_commit_wakes_the_relay,
+);
+
+async fn a_rolled_back_transaction_publishes_nothing(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    let recorder = Recorder::new("test.recorder");
+    bus.subscribe(recorder).unwrap();
+    let mut conn = env.db.get().unwrap();
+    let result: anyhow::Result<()> = bus.write(&mut conn, |tx| {
+        tx.publish(&Pinged {
+            subject: "a".into(),
+            n: 1,
+        })?;
+        anyhow::bail!("the state change failed")
+    });
+    assert!(result.is_err());
+    drop(conn);
+    drain(&bus, &env.db);
+    assert!(statuses(&env.db).is_empty());
+    assert!(env.effects("test.recorder").is_empty());
+}
+
+async fn a_subscriber_that_fails_twice_then_succeeds_is_applied_once(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    let recorder = Recorder::new("test.flaky");
+    recorder.fail_first.lock().unwrap().insert(1, 2);
+    bus.subscribe(recorder).unwrap();
+    publish(&bus, &env.db, "a", 1);
+    drain(&bus, &env.db);
+    assert_eq!(env.effects("test.flaky"), [("a".to_owned(), 1)]);
+    assert_eq!(
+        statuses(&env.db),
+        [("test.flaky".into(), "delivered".into(), 3)]
+    );
+}
+
+async fn a_subscriber_that_always_fails_ends_failed_and_a_replay_succeeds(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    let recorder = Recorder::new("test.broken");
+    *recorder.always_fail.lock().unwrap() = true;
+    bus.subscribe(recorder.clone()).unwrap();
+    publish(&bus, &env.db, "a", 7);
+    drain(&bus, &env.db);
+    assert_eq!(
+        statuses(&env.db),
+        [("test.broken".into(), "failed".into(), 3)]
+    );
+    assert!(
+        env.effects("test.broken").is_empty(),
+        "failed attempts left no effect"
+    );
+
+    // The operator fixes the subscriber and replays the dead letter.
+    *recorder.always_fail.lock().unwrap() = false;
+    let mut conn = env.db.get().unwrap();
+    let replayed = diesel::sql_query(
+        "UPDATE bus_deliveries SET status = 'pending', attempts = 0 WHERE status = 'failed'",
+    )
+    .execute(&mut *conn)
+    .unwrap();
+    assert_eq!(replayed, 1);
+    drop(conn);
+    drain(&bus, &env.db);
+    assert_eq!(env.effects("test.broken"), [("a".to_owned(), 7)]);
+    assert_eq!(
+        statuses(&env.db),
+        [("test.broken".into(), "delivered".into(), 1)]
+    );
+}
+
+async fn one_failing_subscriber_neither_blocks_nor_repeats_the_others(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    let good = Recorder::new("test.good");
+    let bad = Recorder::new("test.bad");
+    *bad.always_fail.lock().unwrap() = true;
+    bus.subscribe(good).unwrap();
+    bus.subscribe(bad).unwrap();
+    for n in 1..=3 {
+        publish(&bus, &env.db, &format!("s{n}"), n);
+    }
+    drain(&bus, &env.db);
+    assert_eq!(env.effects("test.good").len(), 3, "each event once");
+    let s = statuses(&env.db);
+    assert!(
+        s.iter()
+            .filter(|(sub, ..)| sub == "test.good")
+            .all(|(_, st, a)| st == "delivered" && *a == 1)
+    );
+    assert!(
+        s.iter()
+            .filter(|(sub, ..)| sub == "test.bad")
+            .all(|(_, st, _)| st == "failed")
+    );
+}
+
+async fn events_of_one_subject_arrive_in_order(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    let recorder = Recorder::new("test.ordered");
+    // Event 3 of each subject fails twice before it succeeds; 4 and 5 must wait for it.
+    recorder.fail_first.lock().unwrap().insert(3, 2);
+    bus.subscribe(recorder).unwrap();
+    for n in 1..=5 {
+        publish(&bus, &env.db, "a", n);
+        publish(&bus, &env.db, "b", n);
+    }
+    drain(&bus, &env.db);
+    let handled = env.effects("test.ordered");
+    for subject in ["a", "b"] {
+        let order: Vec<i64> = handled
+            .iter()
+            .filter(|(s, _)| s == subject)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(order, [1, 2, 3, 4, 5], "subject {subject}");
+    }
+}
+
+async fn a_redelivered_event_has_no_second_effect(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    bus.subscribe(Recorder::new("test.once")).unwrap();
+    publish(&bus, &env.db, "a", 1);
+    drain(&bus, &env.db);
+    // As if the record of the delivery were lost while the handling committed (or the event
+    // came again from a broker): it is delivered again…
+    diesel::sql_query("UPDATE bus_deliveries SET status = 'pending'")
+        .execute(&mut *env.db.get().unwrap())
+        .unwrap();
+    drain(&bus, &env.db);
+    // …and the inbox keeps the effect single.
+    assert_eq!(env.effects("test.once").len(), 1);
+    assert_eq!(statuses(&env.db)[0].1, "delivered");
+}
+
+async fn deliveries_claimed_by_a_crashed_relay_are_taken_over(env: Env) {
+    // Process A publishes and its relay claims the batch, then A dies before delivering.
+    let bus_a = Bus::new(env.db.clone(), bus_settings());
+    bus_a.subscribe(Recorder::new("test.survivor")).unwrap();
+    for n in 1..=10 {
+        publish(&bus_a, &env.db, &format!("s{n}"), n);
+    }
+    let claimed = bus_a
+        .claim(&mut env.db.get().unwrap(), "relay-of-a")
+        .unwrap();
+    assert_eq!(claimed.len(), 10);
+    drop(bus_a);
+
+    // Process B starts on the same database with the same subscriber.
+    let db_b = env.another_process();
+    let bus_b = Bus::new(db_b.clone(), bus_settings());
+    bus_b.subscribe(Recorder::new("test.survivor")).unwrap();
+    assert!(
+        bus_b
+            .claim(&mut db_b.get().unwrap(), "relay-of-b")
+            .unwrap()
+            .is_empty(),
+        "A's leases hold"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    drain(&bus_b, &db_b);
+    let mut handled: Vec<i64> = env
+        .effects("test.survivor")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    handled.sort_unstable();
+    assert_eq!(
+        handled,
+        (1..=10).collect::<Vec<_>>(),
+        "nothing lost, nothing twice"
+    );
+}
+
+async fn two_relays_on_one_database_deliver_each_event_once(env: Env) {
+    let db_a = env.db.clone();
+    let db_b = env.another_process();
+    let bus_a = Bus::new(db_a.clone(), bus_settings());
+    let bus_b = Bus::new(db_b.clone(), bus_settings());
+    for bus in [&bus_a, &bus_b] {
+        bus.subscribe(Recorder::new("test.shared")).unwrap();
+    }
+    for n in 1..=200 {
+        publish(
+            if n % 2 == 0 { &bus_a } else { &bus_b },
+            &env.db,
+            &format!("s{}", n % 17),
+            n,
+        );
+    }
+    let (a, b) = (bus_a.clone(), bus_b.clone());
+    let relay_a = tokio::task::spawn_blocking(move || drain(&a, &db_a));
+    let relay_b = tokio::task::spawn_blocking(move || drain(&b, &db_b));
+    relay_a.await.unwrap();
+    relay_b.await.unwrap();
+    let mut handled: Vec<i64> = env
+        .effects("test.shared")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    handled.sort_unstable();
+    assert_eq!(handled, (1..=200).collect::<Vec<_>>());
+    assert!(
+        statuses(&env.db)
+            .iter()
+            .all(|(_, status, attempts)| status == "delivered" && *attempts == 1)
+    );
+}
+
+async fn a_commit_wakes_the_relay(env: Env) {
+    // The poll interval is a minute: only the commit's wake-up can deliver in time.
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    bus.subscribe(Recorder::new("test.prompt")).unwrap();
+    let relay = bus.start_relay();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (b, db) = (bus.clone(), env.db.clone());
+    tokio::task::spawn_blocking(move || publish(&b, &db, "a", 1))
+        .await
+        .unwrap();
+    let mut delivered = false;
+    for _ in 0..100 {
+        if env.effects("test.prompt").len() == 1 {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.stop().await;
+    assert!(
+        delivered,
+        "delivered within 5 s of the commit, long before the next poll"
+    );
+}
+
+#[test]
+fn the_typed_helper_subscribes_to_its_event_type_only() {
+    let subscriber = bus::on::<Pinged, _>("test.typed", |_tx, _event, _envelope| Ok(()));
+    assert!(subscriber.accepts("test.pinged"));
+    assert!(!subscriber.accepts("test.other"));
+}

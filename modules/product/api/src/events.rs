@@ -1,0 +1,141 @@
+//! Events the product module publishes. Subjects: the product id for `product.*`, the
+//! reservation id for `inventory.*`.
+
+use kernel::bus::{Event, catalog::EventDoc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{Product, ProductId, ReservationId, ReservationLine};
+
+/// A product was added to the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProductCreated {
+    /// The product as created.
+    pub product: Product,
+}
+
+/// A product's catalog fields or stock changed (PUT or PATCH).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProductUpdated {
+    /// The product after the change.
+    pub product: Product,
+}
+
+/// A product was removed from the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProductDeleted {
+    /// The removed product's id.
+    pub product_id: ProductId,
+    /// Its SKU, now free again.
+    pub sku: String,
+}
+
+/// Available stock fell to or below the configured threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StockLow {
+    /// The product running low.
+    pub product_id: ProductId,
+    /// Its SKU.
+    pub sku: String,
+    /// Units still available.
+    pub available: i64,
+    /// The configured threshold it crossed.
+    pub threshold: i64,
+}
+
+/// Stock was reserved for an order (all lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InventoryReserved {
+    /// The reservation (the order id for order's reservations).
+    pub reservation_id: ReservationId,
+    /// What is held.
+    pub lines: Vec<ReservationLine>,
+}
+
+/// A reservation was released: its stock is available again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InventoryReleased {
+    /// The reservation.
+    pub reservation_id: ReservationId,
+    /// What was returned.
+    pub lines: Vec<ReservationLine>,
+}
+
+/// A reservation was committed: its stock left the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InventoryCommitted {
+    /// The reservation.
+    pub reservation_id: ReservationId,
+    /// What left.
+    pub lines: Vec<ReservationLine>,
+}
+
+macro_rules! event {
+    ($ty:ty, $name:literal, $summary:literal, |$e:ident| $subject:expr) => {
+        impl Event for $ty {
+            const TYPE: &'static str = $name;
+            const SOURCE: &'static str = "product";
+            const SUMMARY: &'static str = $summary;
+            fn subject(&self) -> String {
+                let $e = self;
+                $subject.to_string()
+            }
+        }
+    };
+}
+
+event!(
+    ProductCreated,
+    "product.created",
+    "A product was added to the catalog.",
+    |e| e.product.id
+);
+event!(
+    ProductUpdated,
+    "product.updated",
+    "A product's fields or stock changed.",
+    |e| e.product.id
+);
+event!(
+    ProductDeleted,
+    "product.deleted",
+    "A product was removed from the catalog.",
+    |e| e.product_id
+);
+event!(
+    StockLow,
+    "product.stock_low",
+    "Available stock fell to or below the threshold.",
+    |e| e.product_id
+);
+event!(
+    InventoryReserved,
+    "inventory.reserved",
+    "Stock was reserved for an order.",
+    |e| e.reservation_id
+);
+event!(
+    InventoryReleased,
+    "inventory.released",
+    "A reservation was released.",
+    |e| e.reservation_id
+);
+event!(
+    InventoryCommitted,
+    "inventory.committed",
+    "A reservation's stock left the warehouse.",
+    |e| e.reservation_id
+);
+
+/// Every event type the product module publishes, for the event catalog.
+pub fn catalog() -> Vec<EventDoc> {
+    vec![
+        EventDoc::of::<ProductCreated>(),
+        EventDoc::of::<ProductUpdated>(),
+        EventDoc::of::<ProductDeleted>(),
+        EventDoc::of::<StockLow>(),
+        EventDoc::of::<InventoryReserved>(),
+        EventDoc::of::<InventoryReleased>(),
+        EventDoc::of::<InventoryCommitted>(),
+    ]
+}
