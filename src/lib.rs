@@ -142,6 +142,7 @@ pub fn openapi_json() -> anyhow::Result<String> {
 #[derive(Clone)]
 struct AppState {
     db: Db,
+    bus: Bus,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -158,11 +159,11 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and the event relay is running.
 #[utoipa::path(tag = "health", operation_id = "health_ready",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database does not answer, or the event relay is not running", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/health/ready")]
 async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -173,6 +174,12 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             "The database does not answer.",
         )
     })?;
+    if !state.bus.relay_alive() {
+        return Err(ApiError::new(
+            ErrorKind::ServiceUnavailable,
+            "The event relay is not running.",
+        ));
+    }
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }
 
@@ -235,7 +242,10 @@ impl Application {
         let spec = openapi();
         let keys = web::Data::new(JwtKeys::new(&settings.auth));
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
-        let state = web::Data::new(AppState { db });
+        let state = web::Data::new(AppState {
+            db,
+            bus: bus.clone(),
+        });
         let bus_data = web::Data::new(bus.clone());
         #[cfg(feature = "product")]
         let products = web::Data::from(product::service(

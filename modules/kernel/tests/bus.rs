@@ -413,11 +413,19 @@ async fn two_relays_on_one_database_deliver_each_event_once(env: Env) {
     let relay_b = tokio::task::spawn_blocking(move || drain(&b, &db_b));
     relay_a.await.unwrap();
     relay_b.await.unwrap();
-    let mut handled: Vec<i64> = env
-        .effects("test.shared")
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    let effects = env.effects("test.shared");
+    for subject in 0..17 {
+        let order: Vec<i64> = effects
+            .iter()
+            .filter(|(s, _)| *s == format!("s{subject}"))
+            .map(|(_, n)| *n)
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "s{subject} in order: {order:?}"
+        );
+    }
+    let mut handled: Vec<i64> = effects.into_iter().map(|(_, n)| n).collect();
     handled.sort_unstable();
     assert_eq!(handled, (1..=200).collect::<Vec<_>>());
     assert!(
@@ -431,8 +439,10 @@ async fn a_commit_wakes_the_relay(env: Env) {
     // The poll interval is a minute: only the commit's wake-up can deliver in time.
     let bus = Bus::new(env.db.clone(), bus_settings());
     bus.subscribe(Recorder::new("test.prompt")).unwrap();
+    assert!(!bus.relay_alive(), "no relay yet");
     let relay = bus.start_relay();
     tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(bus.relay_alive());
     let (b, db) = (bus.clone(), env.db.clone());
     tokio::task::spawn_blocking(move || publish(&b, &db, "a", 1))
         .await

@@ -25,7 +25,7 @@ CREATE TABLE bus_deliveries (
     delivered_at    TIMESTAMP,
     PRIMARY KEY (seq, subscriber)
 );
-CREATE INDEX bus_deliveries_due_idx ON bus_deliveries (next_attempt_at, seq) WHERE status = 'pending';
+CREATE INDEX bus_deliveries_pending_idx ON bus_deliveries (seq, subscriber) WHERE status = 'pending';
 CREATE INDEX bus_deliveries_order_idx ON bus_deliveries (subscriber, subject, seq) WHERE status = 'pending';
 CREATE INDEX bus_deliveries_status_idx ON bus_deliveries (status, seq);
 

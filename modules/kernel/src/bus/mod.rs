@@ -20,7 +20,10 @@ pub(crate) mod schema;
 
 use std::{
     marker::PhantomData,
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use anyhow::{Context, bail};
@@ -184,6 +187,8 @@ struct Inner {
     settings: BusSettings,
     subscribers: RwLock<Vec<Arc<dyn Subscriber>>>,
     wake: Notify,
+    /// Milliseconds since the epoch at the relay's last loop turn; 0 while none runs.
+    relay_beat: AtomicU64,
 }
 
 impl std::fmt::Debug for Bus {
@@ -202,6 +207,7 @@ impl Bus {
                 settings,
                 subscribers: RwLock::new(Vec::new()),
                 wake: Notify::new(),
+                relay_beat: AtomicU64::new(0),
             }),
         }
     }
@@ -291,10 +297,30 @@ impl Bus {
         Ok(value)
     }
 
+    /// Whether a relay of this process has turned its loop recently (for readiness): within
+    /// three poll intervals, and never less than five seconds.
+    pub fn relay_alive(&self) -> bool {
+        let beat = self.inner.relay_beat.load(Ordering::Relaxed);
+        let window = (self.settings().poll_interval_ms * 3).max(5_000);
+        beat > 0 && epoch_ms().saturating_sub(beat) <= window
+    }
+
+    fn relay_beat(&self, alive: bool) {
+        let value = if alive { epoch_ms() } else { 0 };
+        self.inner.relay_beat.store(value, Ordering::Relaxed);
+    }
+
     /// Wakes the relay (after a commit that published, or an operator's replay).
     pub fn wake_relay(&self) {
         self.inner.wake.notify_one();
     }
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 /// A write transaction that may publish events. Only [`Bus::write`] (and the relay, for

@@ -7,7 +7,11 @@
 //! earlier delivery of the same subject to the same subscriber is still pending, which keeps
 //! per-subject order.
 
-use std::{panic::AssertUnwindSafe, time::Duration};
+use std::{
+    collections::{BTreeMap, HashSet},
+    panic::AssertUnwindSafe,
+    time::Duration,
+};
 
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
@@ -20,7 +24,7 @@ use uuid::Uuid;
 
 use super::{
     Bus, DeliveryStatus, Envelope, Tx,
-    schema::{bus_deliveries, bus_events, bus_inbox},
+    schema::{bus_deliveries, bus_events},
 };
 use crate::db::{DbConnection, write_tx};
 
@@ -45,10 +49,13 @@ impl Bus {
         let (stop, mut stopped) = watch::channel(false);
         let bus = self.clone();
         let owner = Uuid::now_v7().to_string();
+        // Alive from now, so readiness does not flap before the task's first turn.
+        self.relay_beat(true);
         let task = tokio::spawn(async move {
             let poll = Duration::from_millis(bus.settings().poll_interval_ms.max(1));
             tracing::info!(relay = %owner, subscribers = ?bus.subscriber_names(), "event relay started");
             loop {
+                bus.relay_beat(true);
                 if *stopped.borrow() {
                     break;
                 }
@@ -66,6 +73,7 @@ impl Bus {
                     _ = stopped.changed() => {}
                 }
             }
+            bus.relay_beat(false);
             tracing::info!(relay = %owner, "event relay stopped");
         });
         Relay { stop, task }
@@ -74,30 +82,75 @@ impl Bus {
     /// Claims up to `batch_size` due deliveries for `owner` and delivers them, returning how
     /// many were attempted. Public so tests and tools can drive the relay step by step.
     ///
+    /// The batch is delivered in one transaction, each delivery inside its own savepoint: a
+    /// failing handler rolls back only its own work, and the batch costs one commit.
+    ///
     /// # Errors
-    /// Database errors while claiming; a failing handler is not an error here (it is
-    /// recorded on its delivery).
+    /// Database errors while claiming or committing; a failing handler is not an error here
+    /// (it is recorded on its delivery).
     pub fn relay_batch(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<usize> {
         let claimed = self.claim(conn, owner)?;
-        for (seq, subscriber) in &claimed {
-            self.deliver(conn, owner, *seq, subscriber)?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let seqs: Vec<i64> = claimed.iter().map(|c| c.seq).collect();
+        let envelopes = load_envelopes(conn, &seqs)?;
+        let mut published = 0;
+        write_tx(conn, |conn| {
+            // After a failure, later events of the same subject wait for the failed one.
+            let mut blocked: HashSet<(&str, &str)> = HashSet::new();
+            for c in &claimed {
+                let (seq, subscriber) = (c.seq, c.subscriber.as_str());
+                let key = (subscriber, c.subject.as_str());
+                if blocked.contains(&key) {
+                    release_lease(conn, owner, seq, subscriber)?;
+                    continue;
+                }
+                let outcome = match envelopes.get(&seq) {
+                    Some(envelope) => conn.transaction(|conn| {
+                        self.handle_one(conn, owner, seq, subscriber, envelope)
+                    }),
+                    None => Err(anyhow!("event #{seq} is missing from the outbox")),
+                };
+                match outcome {
+                    Ok(more) => published += more,
+                    Err(e) if e.is::<LeaseLost>() => {
+                        tracing::warn!(
+                            seq,
+                            subscriber,
+                            "lease lost before the delivery was recorded"
+                        );
+                        blocked.insert(key);
+                    }
+                    Err(error) => {
+                        self.record_failure(conn, owner, seq, subscriber, &error)?;
+                        blocked.insert(key);
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+        if published > 0 {
+            self.wake_relay();
         }
         Ok(claimed.len())
     }
 
-    /// Leases due deliveries to `owner`; returns what it won.
+    /// Leases due deliveries to `owner`; returns what it won, oldest first.
+    ///
+    /// Several events of one subject may be in a batch, in order. A delivery is only kept if
+    /// every earlier candidate of its (subscriber, subject) was won too, so a delivery never
+    /// overtakes an earlier one that another relay holds.
     ///
     /// # Errors
     /// Database errors.
-    pub fn claim(
-        &self,
-        conn: &mut DbConnection,
-        owner: &str,
-    ) -> anyhow::Result<Vec<(i64, String)>> {
+    pub fn claim(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Vec<Claimed>> {
         let now = crate::time::now();
         let lease = now
             + chrono::Duration::seconds(i64::try_from(self.settings().lease_secs).unwrap_or(30));
         let candidates: Vec<Candidate> = diesel::sql_query(placeholders(conn, CANDIDATES))
+            .bind::<Timestamp, _>(now)
+            .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(i64::from(self.settings().batch_size))
@@ -106,12 +159,17 @@ impl Bus {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
+        let mut by_subscriber: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for c in &candidates {
+            by_subscriber.entry(&c.subscriber).or_default().push(c.seq);
+        }
         write_tx(conn, |conn| {
-            let mut won = Vec::with_capacity(candidates.len());
-            for c in candidates {
-                let taken = diesel::update(
+            let mut won: HashSet<(i64, &str)> = HashSet::new();
+            for (subscriber, seqs) in &by_subscriber {
+                let taken: Vec<i64> = diesel::update(
                     bus_deliveries::table
-                        .find((c.seq, &c.subscriber))
+                        .filter(bus_deliveries::subscriber.eq(*subscriber))
+                        .filter(bus_deliveries::seq.eq_any(seqs))
                         .filter(bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
                         .filter(
                             bus_deliveries::lease_until
@@ -123,119 +181,92 @@ impl Bus {
                     bus_deliveries::lease_owner.eq(owner),
                     bus_deliveries::lease_until.eq(lease),
                 ))
-                .execute(conn)
-                .context("lease delivery")?;
-                if taken == 1 {
-                    won.push((c.seq, c.subscriber));
-                }
+                .returning(bus_deliveries::seq)
+                .get_results(conn)
+                .context("lease deliveries")?;
+                won.extend(taken.into_iter().map(|seq| (seq, *subscriber)));
             }
-            Ok::<_, anyhow::Error>(won)
+            let mut blocked: HashSet<(&str, &str)> = HashSet::new();
+            let mut kept = Vec::with_capacity(won.len());
+            for c in &candidates {
+                let key = (c.subscriber.as_str(), c.subject.as_str());
+                let is_won = won.contains(&(c.seq, c.subscriber.as_str()));
+                if !is_won || blocked.contains(&key) {
+                    blocked.insert(key);
+                    if is_won {
+                        release_lease(conn, owner, c.seq, &c.subscriber)?;
+                    }
+                    continue;
+                }
+                kept.push(Claimed {
+                    seq: c.seq,
+                    subscriber: c.subscriber.clone(),
+                    subject: c.subject.clone(),
+                });
+            }
+            Ok::<_, anyhow::Error>(kept)
         })
     }
 
-    /// Hands one leased delivery to its subscriber and records the outcome.
-    fn deliver(
+    /// Inside the batch transaction: applies one delivery (unless the inbox says it was
+    /// applied before) and records it, returning how many events the handler published.
+    fn handle_one(
         &self,
         conn: &mut DbConnection,
         owner: &str,
         seq: i64,
         subscriber_name: &str,
-    ) -> anyhow::Result<()> {
-        let outcome = self.try_deliver(conn, owner, seq, subscriber_name);
-        match outcome {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                tracing::warn!(
-                    seq,
-                    subscriber = subscriber_name,
-                    "lease lost before the delivery was recorded"
-                );
-                Ok(())
-            }
-            Err(error) => self.record_failure(conn, owner, seq, subscriber_name, &error),
-        }
-    }
-
-    /// `Ok(true)` when handled (or already handled) and recorded; `Ok(false)` when the lease
-    /// was lost meanwhile (nothing was committed).
-    fn try_deliver(
-        &self,
-        conn: &mut DbConnection,
-        owner: &str,
-        seq: i64,
-        subscriber_name: &str,
-    ) -> anyhow::Result<bool> {
+        envelope: &Envelope,
+    ) -> anyhow::Result<usize> {
         let subscriber = self.subscriber(subscriber_name).ok_or_else(|| {
             anyhow!("no subscriber named {subscriber_name:?} is registered in this process")
         })?;
-        let envelope = load_envelope(conn, seq)?;
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "bus.deliver",
             event.id = %envelope.id,
             event.type = %envelope.kind,
             subscriber = subscriber_name,
         );
         let _entered = span.enter();
-        let mut published = 0;
-        let done = write_tx(conn, |conn| {
-            let event_id = envelope.id.to_string();
-            let seen: i64 = bus_inbox::table
-                .filter(bus_inbox::subscriber.eq(subscriber_name))
-                .filter(bus_inbox::event_id.eq(&event_id))
-                .count()
-                .get_result(conn)
-                .context("read inbox")?;
-            if seen == 0 {
-                diesel::insert_into(bus_inbox::table)
-                    .values((
-                        bus_inbox::subscriber.eq(subscriber_name),
-                        bus_inbox::event_id.eq(&event_id),
-                        bus_inbox::handled_at.eq(crate::time::now()),
-                    ))
-                    .execute(conn)
-                    .context("write inbox")?;
-                let mut tx = Tx {
-                    conn,
-                    bus: self,
-                    published: 0,
-                };
-                std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    subscriber.handle(&mut tx, &envelope)
-                }))
-                .map_err(|panic| anyhow!("handler panicked: {}", panic_message(&panic)))??;
-                published = tx.published;
-            }
-            let recorded = diesel::update(
-                bus_deliveries::table
-                    .find((seq, subscriber_name))
-                    .filter(bus_deliveries::lease_owner.eq(owner)),
-            )
-            .set((
-                bus_deliveries::status.eq(DeliveryStatus::Delivered.as_str()),
-                bus_deliveries::attempts.eq(bus_deliveries::attempts + 1),
-                bus_deliveries::delivered_at.eq(crate::time::now()),
-                bus_deliveries::lease_owner.eq(None::<String>),
-                bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-                bus_deliveries::last_error.eq(None::<String>),
-            ))
+        // One statement: records the event as handled unless it already was.
+        let first_time = diesel::sql_query(placeholders(conn, INBOX_INSERT))
+            .bind::<Text, _>(subscriber_name)
+            .bind::<Text, _>(envelope.id.to_string())
+            .bind::<Timestamp, _>(crate::time::now())
             .execute(conn)
-            .context("record delivery")?;
-            if recorded == 0 {
-                // Someone else owns it now; undo the handling so it happens exactly once.
-                return Err(LeaseLost.into());
-            }
-            Ok::<_, anyhow::Error>(())
-        });
-        match done {
-            Ok(()) => {
-                if published > 0 {
-                    self.wake_relay();
-                }
-                Ok(true)
-            }
-            Err(e) if e.is::<LeaseLost>() => Ok(false),
-            Err(e) => Err(e),
+            .context("write inbox")?
+            == 1;
+        let mut published = 0;
+        if first_time {
+            let mut tx = Tx {
+                conn,
+                bus: self,
+                published: 0,
+            };
+            std::panic::catch_unwind(AssertUnwindSafe(|| subscriber.handle(&mut tx, envelope)))
+                .map_err(|panic| anyhow!("handler panicked: {}", panic_message(&panic)))??;
+            published = tx.published;
         }
+        let recorded = diesel::update(
+            bus_deliveries::table
+                .find((seq, subscriber_name))
+                .filter(bus_deliveries::lease_owner.eq(owner)),
+        )
+        .set((
+            bus_deliveries::status.eq(DeliveryStatus::Delivered.as_str()),
+            bus_deliveries::attempts.eq(bus_deliveries::attempts + 1),
+            bus_deliveries::delivered_at.eq(crate::time::now()),
+            bus_deliveries::lease_owner.eq(None::<String>),
+            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+            bus_deliveries::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .context("record delivery")?;
+        if recorded == 0 {
+            // Someone else owns it now; undo the handling so it happens exactly once.
+            return Err(LeaseLost.into());
+        }
+        Ok(published)
     }
 
     fn record_failure(
@@ -266,24 +297,22 @@ impl Bus {
         } else {
             tracing::warn!(seq, subscriber, attempts, retry_in_ms = delay.num_milliseconds(), error = %message, "delivery failed; will retry");
         }
-        write_tx(conn, |conn| {
-            diesel::update(
-                bus_deliveries::table
-                    .find((seq, subscriber))
-                    .filter(bus_deliveries::lease_owner.eq(owner)),
-            )
-            .set((
-                bus_deliveries::status.eq(status.as_str()),
-                bus_deliveries::attempts.eq(attempts),
-                bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
-                bus_deliveries::last_error.eq(Some(message)),
-                bus_deliveries::lease_owner.eq(None::<String>),
-                bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)
-            .context("record failed delivery")?;
-            Ok::<_, anyhow::Error>(())
-        })
+        diesel::update(
+            bus_deliveries::table
+                .find((seq, subscriber))
+                .filter(bus_deliveries::lease_owner.eq(owner)),
+        )
+        .set((
+            bus_deliveries::status.eq(status.as_str()),
+            bus_deliveries::attempts.eq(attempts),
+            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
+            bus_deliveries::last_error.eq(Some(message)),
+            bus_deliveries::lease_owner.eq(None::<String>),
+            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .context("record failed delivery")?;
+        Ok(())
     }
 }
 
@@ -311,14 +340,19 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".into())
 }
 
-/// Due, unleased, pending deliveries with no earlier pending delivery of the same subject to
-/// the same subscriber, oldest first.
+const INBOX_INSERT: &str = "INSERT INTO bus_inbox (subscriber, event_id, handled_at) \
+    VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
+
+/// Due, unleased, pending deliveries, oldest first, leaving out any whose subject has an
+/// earlier pending delivery to the same subscriber that cannot go now (waiting for a retry,
+/// or leased by another relay): per-subject order.
 const CANDIDATES: &str = "\
-SELECT d.seq AS seq, d.subscriber AS subscriber FROM bus_deliveries d \
+SELECT d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject FROM bus_deliveries d \
 WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
 AND (d.lease_until IS NULL OR d.lease_until < ?) \
 AND NOT EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber \
-    AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq) \
+    AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
+    AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
 ORDER BY d.seq, d.subscriber LIMIT ?";
 
 #[derive(Debug, QueryableByName)]
@@ -327,6 +361,37 @@ struct Candidate {
     seq: i64,
     #[diesel(sql_type = Text)]
     subscriber: String,
+    #[diesel(sql_type = Text)]
+    subject: String,
+}
+
+/// A delivery leased to this relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub seq: i64,
+    pub subscriber: String,
+    pub subject: String,
+}
+
+/// Gives a leased delivery back untouched (no attempt counted).
+fn release_lease(
+    conn: &mut DbConnection,
+    owner: &str,
+    seq: i64,
+    subscriber: &str,
+) -> anyhow::Result<()> {
+    diesel::update(
+        bus_deliveries::table
+            .find((seq, subscriber))
+            .filter(bus_deliveries::lease_owner.eq(owner)),
+    )
+    .set((
+        bus_deliveries::lease_owner.eq(None::<String>),
+        bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)
+    .context("release lease")?;
+    Ok(())
 }
 
 /// Raw SQL is written with `?` placeholders; PostgreSQL wants `$1, $2, …`.
@@ -352,7 +417,7 @@ pub(crate) fn placeholders(conn: &DbConnection, sql: &str) -> String {
 
 #[derive(Debug, Queryable)]
 pub(crate) struct EventRow {
-    pub _seq: i64,
+    pub seq: i64,
     pub id: String,
     pub source: String,
     pub kind: String,
@@ -376,12 +441,17 @@ impl EventRow {
     }
 }
 
-fn load_envelope(conn: &mut DbConnection, seq: i64) -> anyhow::Result<Envelope> {
+fn load_envelopes(
+    conn: &mut DbConnection,
+    seqs: &[i64],
+) -> anyhow::Result<std::collections::HashMap<i64, Envelope>> {
     bus_events::table
-        .find(seq)
-        .first::<EventRow>(conn)
-        .with_context(|| format!("load event #{seq}"))?
-        .into_envelope()
+        .filter(bus_events::seq.eq_any(seqs))
+        .load::<EventRow>(conn)
+        .context("load events")?
+        .into_iter()
+        .map(|row| Ok((row.seq, row.into_envelope()?)))
+        .collect()
 }
 
 #[cfg(test)]
