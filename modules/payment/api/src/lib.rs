@@ -1,0 +1,251 @@
+//! The payment module's contract: [`PaymentService`], the card and payment types,
+//! [`PaymentGateway`], [`PaymentError`] and the payment events.
+//!
+//! A full card number or CVC lives only in a [`Card`] value for the duration of one request:
+//! `Card` has no `Serialize`, its `Debug` prints brand and last four digits only, and what is
+//! stored, logged or published is a [`Payment`] (brand + last4).
+
+pub mod card;
+pub mod events;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use kernel::{
+    auth::Principal,
+    error::{ApiError, ErrorKind, FieldError},
+    money::Money,
+};
+use order_api::OrderId;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+pub use card::{Card, CardInput};
+
+kernel::typed_id!(
+    /// Identifies a payment (a PaymentIntent-like object).
+    PaymentId
+);
+
+/// Where a payment stands. `processing → succeeded | failed`;
+/// `succeeded → partially_refunded → refunded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// The gateway has not answered yet.
+    Processing,
+    /// The money was captured.
+    Succeeded,
+    /// The gateway declined; see `failure_code`.
+    Failed,
+    /// Part of the captured amount was given back.
+    PartiallyRefunded,
+    /// All of the captured amount was given back.
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Processing => "processing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
+        }
+    }
+
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "processing" => Ok(Self::Processing),
+            "succeeded" => Ok(Self::Succeeded),
+            "failed" => Ok(Self::Failed),
+            "partially_refunded" => Ok(Self::PartiallyRefunded),
+            "refunded" => Ok(Self::Refunded),
+            other => Err(format!("unknown payment status {other:?}")),
+        }
+    }
+}
+
+/// Body of `POST /payments`. The amount comes from the order, never from the client.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    /// The order to pay.
+    pub order_id: OrderId,
+    /// The card to charge.
+    pub card: CardInput,
+}
+
+/// Body of `POST /payments/{id}/refunds`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    /// Amount to give back, in the payment's minor units; at most what is left to refund.
+    #[schema(minimum = 1)]
+    pub amount: i64,
+}
+
+/// A payment. Shows the card's brand and last four digits only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Payment {
+    /// Payment id.
+    pub id: PaymentId,
+    /// The order paid.
+    pub order_id: OrderId,
+    /// The customer who paid (`sub`).
+    pub customer: String,
+    /// The order's total at the time of payment.
+    pub amount: Money,
+    /// How much has been refunded so far (minor units).
+    pub refunded: i64,
+    /// Where the payment stands.
+    pub status: PaymentStatus,
+    /// Card brand, e.g. `visa`.
+    pub brand: String,
+    /// Last four digits of the card number.
+    pub last4: String,
+    /// Why the gateway declined (`card_declined`, `insufficient_funds`, …).
+    pub failure_code: Option<String>,
+    /// When it was created (UTC).
+    pub created_at: DateTime<Utc>,
+    /// When it last changed (UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One page of payments, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentPage {
+    /// The payments on this page.
+    pub items: Vec<Payment>,
+    /// Cursor for the next page, or null.
+    pub next: Option<String>,
+}
+
+/// Query parameters of `GET /payments`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentListParams {
+    /// Only payments of this order.
+    pub order_id: Option<OrderId>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<u32>,
+    /// The `next` value of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A valid listing request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentQuery {
+    pub order_id: Option<OrderId>,
+    pub limit: u32,
+    pub before: Option<PaymentId>,
+}
+
+/// What a gateway says about a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    Captured,
+    Declined { code: String },
+}
+
+/// A card processor. Calls carry the payment id as idempotency key.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// # Errors
+    /// The gateway could not be reached (not a decline).
+    async fn charge(
+        &self,
+        payment: PaymentId,
+        amount: Money,
+        card: &Card,
+    ) -> anyhow::Result<ChargeOutcome>;
+
+    /// # Errors
+    /// The gateway could not be reached.
+    async fn refund(&self, payment: PaymentId, amount: Money) -> anyhow::Result<()>;
+}
+
+/// Payments, as the HTTP layer and other modules see them.
+#[async_trait]
+pub trait PaymentService: Send + Sync + 'static {
+    /// Charges the order's total to `card`. Only the order's customer or an admin may pay.
+    ///
+    /// # Errors
+    /// [`PaymentError::OrderNotFound`] (also for another customer's order);
+    /// [`PaymentError::NotPayable`] when the order is not `pending_payment` or already has a
+    /// payment in progress or succeeded. A decline is not an error: the payment is `failed`.
+    async fn pay(
+        &self,
+        actor: &Principal,
+        order: OrderId,
+        card: Card,
+    ) -> Result<Payment, PaymentError>;
+
+    /// # Errors
+    /// [`PaymentError::NotFound`], also for another customer's payment.
+    async fn get(&self, actor: &Principal, id: PaymentId) -> Result<Payment, PaymentError>;
+
+    /// # Errors
+    /// Only unexpected ones.
+    async fn list(
+        &self,
+        actor: &Principal,
+        query: PaymentQuery,
+    ) -> Result<PaymentPage, PaymentError>;
+
+    /// Gives back `amount` (admin).
+    ///
+    /// # Errors
+    /// [`PaymentError::NotFound`]; [`PaymentError::NotRefundable`] when the payment did not
+    /// succeed or `amount` exceeds what is left.
+    async fn refund(&self, id: PaymentId, amount: i64) -> Result<Payment, PaymentError>;
+}
+
+/// Everything that can go wrong in the payment module.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("payment {0} not found")]
+    NotFound(PaymentId),
+    #[error("order {0} not found")]
+    OrderNotFound(OrderId),
+    #[error("order {0} cannot be paid: {1}")]
+    NotPayable(OrderId, String),
+    #[error("payment {0} cannot be refunded: {1}")]
+    NotRefundable(PaymentId, String),
+    #[error("invalid payment")]
+    Invalid(Vec<FieldError>),
+    #[error("a service this payment needs is unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(err: PaymentError) -> Self {
+        match err {
+            PaymentError::Invalid(errors) => ApiError::validation(errors),
+            PaymentError::Unexpected(source) => ApiError::internal(source),
+            other => {
+                let kind = match &other {
+                    PaymentError::NotFound(_) | PaymentError::OrderNotFound(_) => {
+                        ErrorKind::NotFound
+                    }
+                    PaymentError::Unavailable(_) => ErrorKind::ServiceUnavailable,
+                    _ => ErrorKind::Conflict,
+                };
+                ApiError::new(kind, format!("{}.", capitalize(&other.to_string())))
+            }
+        }
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
