@@ -15,11 +15,15 @@ use actix_web::{
 use anyhow::Context;
 use kernel::{
     auth::JwtKeys,
-    bus::{self, Bus, Subscriber, catalog::EventDoc, relay::Relay},
+    bus::{self, Bus, Subscriber, relay::Relay},
     config::Settings,
-    db::{Db, Migrations},
+    db::Db,
     error::{ApiError, ErrorKind, Problem},
-    http::{JsonLimit, middleware},
+    http::{
+        JsonLimit,
+        idempotency::{self, IdempotencyStore},
+        middleware,
+    },
 };
 use serde::Serialize;
 use utoipa::{
@@ -29,35 +33,17 @@ use utoipa::{
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
-/// Modules compiled into this binary, in start-up order.
-pub const MODULES: &[&str] = &[
-    #[cfg(feature = "product")]
-    "product",
-];
+mod wiring;
 
-/// The kernel's and the built-in modules' migrations, kernel first.
-fn migrations() -> Vec<Migrations> {
-    vec![
-        bus::MIGRATIONS,
-        #[cfg(feature = "product")]
-        product::MIGRATIONS,
-    ]
-}
-
-/// The event types the built-in modules publish.
-fn events() -> Vec<EventDoc> {
-    let mut events = Vec::new();
-    #[cfg(feature = "product")]
-    events.extend(product::events());
-    events
-}
+pub use wiring::MODULES;
 
 /// The event catalog (AsyncAPI 3.0) of this build, as committed in `openapi/asyncapi.json`.
 ///
 /// # Errors
 /// Only if serialization fails.
 pub fn asyncapi_json() -> anyhow::Result<String> {
-    let doc = bus::catalog::asyncapi(&events(), &[], "tessera", env!("CARGO_PKG_VERSION"));
+    let (events, consumers) = wiring::catalog();
+    let doc = bus::catalog::asyncapi(&events, &consumers, "tessera", env!("CARGO_PKG_VERSION"));
     let mut json = serde_json::to_string_pretty(&doc).context("serialize the catalog")?;
     json.push('\n');
     Ok(json)
@@ -69,7 +55,7 @@ pub fn asyncapi_json() -> anyhow::Result<String> {
 /// Connection or migration failures, naming the cause.
 pub fn connect_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<String>)> {
     let db = Db::connect(&settings.database)?;
-    let applied = db.migrate(&migrations())?;
+    let applied = db.migrate(&wiring::migrations())?;
     Ok((db, applied))
 }
 
@@ -85,6 +71,8 @@ pub fn connect_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<Strin
     components(schemas(Problem, kernel::error::FieldError)),
     tags(
         (name = "product", description = "Catalog and inventory"),
+        (name = "order", description = "Orders: place, pay (see payment), ship, deliver, cancel"),
+        (name = "payment", description = "Card payments and refunds"),
         (name = "admin", description = "Operator endpoints: the event bus's deliveries and dead letters"),
         (name = "health", description = "Liveness and readiness probes"),
     )
@@ -113,6 +101,10 @@ fn api_v1(cfg: &mut ServiceConfig) {
     bus::admin::configure(cfg);
     #[cfg(feature = "product")]
     product::configure(cfg);
+    #[cfg(feature = "order")]
+    order::configure(cfg);
+    #[cfg(feature = "payment")]
+    payment::configure(cfg);
 }
 
 /// The OpenAPI document of this build (only the built-in modules' paths).
@@ -183,11 +175,29 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }
 
+/// Registers a module's service as app data when it is wired.
+fn with_data<T, S>(app: App<T>, data: &Option<web::Data<S>>) -> App<T>
+where
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    S: ?Sized + 'static,
+{
+    match data {
+        Some(data) => app.app_data(data.clone()),
+        None => app,
+    }
+}
+
 /// A bound, not yet running server. `build` connects, migrates and binds; `run` serves.
 pub struct Application {
     port: u16,
     server: Server,
     bus: Bus,
+    jobs: Vec<wiring::Job>,
 }
 
 impl std::fmt::Debug for Application {
@@ -218,9 +228,22 @@ impl Application {
             tracing::info!(count = applied.len(), "applied migrations");
         }
         let bus = Bus::new(db.clone(), settings.bus.clone());
-        for subscriber in subscribers {
+        let mut modules = wiring::wire(&bus, settings)?;
+        for subscriber in modules.subscribers.drain(..).chain(subscribers) {
             bus.subscribe(subscriber)?;
         }
+        let idempotency = IdempotencyStore::new(db.clone(), settings.auth.jwt_secret.as_bytes());
+        let purge = idempotency.clone();
+        modules.jobs.push(Box::new(move |stop| {
+            kernel::jobs::every(std::time::Duration::from_secs(3600), stop, move || {
+                let purge = purge.clone();
+                async move {
+                    if let Err(e) = purge.purge_expired().await {
+                        tracing::warn!(error = ?e, "purging idempotency keys failed");
+                    }
+                }
+            })
+        }));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
                 format!(
@@ -229,14 +252,22 @@ impl Application {
                 )
             })?;
         let port = listener.local_addr()?.port();
-        let server = Self::server(settings, db, &bus, listener)?;
-        Ok(Self { port, server, bus })
+        let jobs = std::mem::take(&mut modules.jobs);
+        let server = Self::server(settings, db, &bus, idempotency, modules, listener)?;
+        Ok(Self {
+            port,
+            server,
+            bus,
+            jobs,
+        })
     }
 
     fn server(
         settings: &Settings,
         db: Db,
         bus: &Bus,
+        idempotency: IdempotencyStore,
+        modules: wiring::Wiring,
         listener: TcpListener,
     ) -> anyhow::Result<Server> {
         let spec = openapi();
@@ -247,11 +278,13 @@ impl Application {
             bus: bus.clone(),
         });
         let bus_data = web::Data::new(bus.clone());
+        let idempotency = web::Data::new(idempotency);
         #[cfg(feature = "product")]
-        let products = web::Data::from(product::service(
-            bus.clone(),
-            &settings.module::<product::ProductSettings>("product")?,
-        ));
+        let products = modules.products.map(web::Data::from);
+        #[cfg(feature = "order")]
+        let orders = modules.orders.map(web::Data::from);
+        #[cfg(feature = "payment")]
+        let payments = modules.payments.map(web::Data::from);
 
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
@@ -260,15 +293,24 @@ impl Application {
                 .app_data(json_limit.clone())
                 .app_data(state.clone())
                 .app_data(bus_data.clone())
+                .app_data(idempotency.clone())
                 .app_data(
                     web::PathConfig::default().error_handler(kernel::http::path_error_handler),
                 )
-                .service(scope::scope("/api/v1").configure(api_v1))
+                .service(
+                    scope::scope("/api/v1")
+                        .wrap(from_fn(idempotency::idempotency))
+                        .configure(api_v1),
+                )
                 .service(live)
                 .service(ready)
                 .split_for_parts();
             #[cfg(feature = "product")]
-            let app = app.app_data(products.clone());
+            let app = with_data(app, &products);
+            #[cfg(feature = "order")]
+            let app = with_data(app, &orders);
+            #[cfg(feature = "payment")]
+            let app = with_data(app, &payments);
             app.service(
                 SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec.clone()),
             )
@@ -304,7 +346,17 @@ impl Application {
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let relay: Relay = self.bus.start_relay();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let jobs: Vec<_> = self
+            .jobs
+            .into_iter()
+            .map(|start| start(stopped.clone()))
+            .collect();
         let served = self.server.await;
+        let _ = stop.send(true);
+        for job in jobs {
+            let _ = job.await;
+        }
         relay.stop().await;
         served
     }

@@ -211,9 +211,29 @@ fn the_binary_serves_from_an_empty_directory() {
 }
 
 mod reqwest {
+    use std::io::{Read, Write};
+
+    /// A plain-std HTTP/1.0 POST of JSON with a bearer token; returns the response body.
+    pub fn post_json(base: &str, path: &str, token: &str, body: &str) -> String {
+        let host = base.strip_prefix("http://").unwrap();
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// A plain-std HTTP/1.0 GET, so this test needs no async runtime.
     pub fn blocking_get(url: &str) -> u16 {
-        use std::io::{Read, Write};
         let rest = url.strip_prefix("http://").unwrap();
         let (host, path) = rest.split_at(rest.find('/').unwrap());
         let mut stream = std::net::TcpStream::connect(host).unwrap();
@@ -221,5 +241,93 @@ mod reqwest {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+/// A card number sent to the real binary appears nowhere in its logs, even at debug level.
+#[test]
+fn card_numbers_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tessera(dir.path())
+        .env("TESSERA__SERVER__PORT", "0")
+        .env("TESSERA__LOG__FILTER", "debug")
+        .env("TESSERA__LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(i) = line.find("listening on http://") {
+            base = Some(
+                line[i + "listening on ".len()..]
+                    .split([' ', '"'])
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+            break;
+        }
+    }
+    let base = base.expect("the server printed its address");
+    let keys = JwtKeys::new(&Settings::defaults(AppEnv::Development).unwrap().auth);
+    let admin = keys.issue("ops", Role::Admin, None).unwrap();
+    let customer = keys.issue("zoe", Role::Customer, None).unwrap();
+    let product = reqwest::post_json(
+        &base,
+        "/api/v1/products",
+        &admin,
+        r#"{"sku":"LOG-1","name":"Logged","price":{"amount":100,"currency":"EUR"},"stock":5}"#,
+    );
+    let product_id = product
+        .split("\"id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let order = reqwest::post_json(
+        &base,
+        "/api/v1/orders",
+        &customer,
+        &format!(r#"{{"items":[{{"product_id":"{product_id}","quantity":1}}]}}"#),
+    );
+    let order_id = order
+        .split("\"id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    for number in ["4000000000000002", "4242424242424242"] {
+        let paid = reqwest::post_json(
+            &base,
+            "/api/v1/payments",
+            &customer,
+            &format!(
+                r#"{{"order_id":"{order_id}","card":{{"number":"{number}","exp_month":12,"exp_year":2035,"cvc":"9731"}}}}"#
+            ),
+        );
+        assert!(paid.contains("\"last4\""), "{paid}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    for line in lines {
+        log.push_str(&line.unwrap_or_default());
+        log.push('\n');
+    }
+    child.wait().unwrap();
+    assert!(
+        log.contains("/api/v1/payments"),
+        "the payment requests were logged"
+    );
+    for secret in ["4242424242424242", "4000000000000002", "9731"] {
+        assert!(!log.contains(secret), "{secret} leaked into the logs");
     }
 }

@@ -58,6 +58,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The SQLite database file, when the app runs on SQLite.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        self._db
+            .url()
+            .strip_prefix("sqlite://")
+            .map(std::path::PathBuf::from)
+    }
+
+    pub fn keys(&self) -> &JwtKeys {
+        &self.keys
+    }
+
     pub fn token(&self, role: Role) -> String {
         self.keys
             .issue(&format!("test-{role}"), role, None)

@@ -11,4 +11,6 @@ mod errors;
 mod events;
 mod health;
 mod openapi;
+mod orders;
+mod payments;
 mod products;

@@ -171,7 +171,11 @@ impl Principal {
         }
     }
 
-    fn from_request(req: &HttpRequest) -> Result<Self, ApiError> {
+    /// The caller of `req`, from its bearer token.
+    ///
+    /// # Errors
+    /// 401 problems as for the extractor.
+    pub fn from_http(req: &HttpRequest) -> Result<Self, ApiError> {
         let keys = req.app_data::<web::Data<JwtKeys>>().ok_or_else(|| {
             ApiError::internal(anyhow::anyhow!("JwtKeys are not registered as app data"))
         })?;
@@ -208,7 +212,7 @@ impl FromRequest for Principal {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = Principal::from_request(req);
+        let result = Principal::from_http(req);
         Box::pin(async move { result })
     }
 }
@@ -243,7 +247,7 @@ impl<R: AllowedRoles> FromRequest for Authorized<R> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Principal::from_request(req).and_then(|principal| {
+        std::future::ready(Principal::from_http(req).and_then(|principal| {
             principal.require(R::ROLES)?;
             Ok(Self(principal, std::marker::PhantomData))
         }))

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod money;
 pub mod telemetry;
 #[doc(hidden)]

@@ -7,6 +7,7 @@
 
 mod domain;
 mod http;
+mod saga;
 mod schema;
 mod service;
 mod store;
@@ -15,7 +16,10 @@ use std::sync::Arc;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
-    bus::{Bus, catalog::EventDoc},
+    bus::{
+        Bus, Subscriber,
+        catalog::{ConsumerDoc, EventDoc},
+    },
     db::Migrations,
 };
 use serde::Deserialize;
@@ -49,12 +53,26 @@ impl Default for ProductSettings {
     }
 }
 
-/// The in-process [`api::ProductService`]; its writes publish through `bus`.
-pub fn service(bus: Bus, settings: &ProductSettings) -> Arc<dyn api::ProductService> {
-    Arc::new(service::LocalProducts::new(store::Store {
+fn store(bus: Bus, settings: &ProductSettings) -> store::Store {
+    store::Store {
         bus,
         stock_low_threshold: settings.stock_low_threshold,
-    }))
+    }
+}
+
+/// The in-process [`api::ProductService`]; its writes publish through `bus`.
+pub fn service(bus: Bus, settings: &ProductSettings) -> Arc<dyn api::ProductService> {
+    Arc::new(service::LocalProducts::new(store(bus, settings)))
+}
+
+/// The subscribers to register on the bus: order events move reservations.
+pub fn subscribers(bus: Bus, settings: &ProductSettings) -> Vec<Arc<dyn Subscriber>> {
+    saga::subscribers(store(bus, settings))
+}
+
+/// The events this module consumes.
+pub fn consumers() -> Vec<ConsumerDoc> {
+    saga::consumers()
 }
 
 /// The events this module publishes, for the event catalog.

@@ -514,21 +514,53 @@ impl Store {
         self.close_reservation(conn, id, ReservationStatus::Committed)
     }
 
-    /// Moves an active reservation to `to` (released or committed) and applies it to stock. The
-    /// status change comes first and is conditional, so of two concurrent calls only one applies.
     fn close_reservation(
         &self,
         conn: &mut DbConnection,
         id: ReservationId,
         to: ReservationStatus,
     ) -> Result<Reservation, ProductError> {
+        self.bus.write(conn, |tx| self.close_in(tx, id, to))
+    }
+
+    /// Moves a reservation to `to` inside `tx` and applies it to stock:
+    /// active → committed (the units leave stock), active → released (they are free again),
+    /// committed → released (a paid order was cancelled before shipping: they come back).
+    /// Asking for the state it is already in changes nothing. The status change is
+    /// conditional on the status read, so of two concurrent calls only one applies.
+    pub(crate) fn close_in(
+        &self,
+        tx: &mut Tx<'_>,
+        id: ReservationId,
+        to: ReservationStatus,
+    ) -> Result<Reservation, ProductError> {
+        use ReservationStatus::{Active, Committed, Released};
         let now = kernel::time::now();
-        let committing = to == ReservationStatus::Committed;
-        self.bus.write(conn, |tx| {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current =
+                load_reservation(tx.conn(), id)?.ok_or(ProductError::ReservationNotFound(id))?;
+            // Per unit: how stock and reserved move.
+            let (stock_delta, reserved_delta) = match (current.status, to) {
+                (from, to) if from == to => return Ok(current),
+                (Active, Committed) => (-1, -1),
+                (Active, Released) => (0, -1),
+                (Committed, Released) => (1, 0),
+                (from, _) => {
+                    return Err(ProductError::ReservationClosed {
+                        id,
+                        status: from,
+                        action: if to == Committed {
+                            "committed"
+                        } else {
+                            "released"
+                        },
+                    });
+                }
+            };
             let moved = diesel::update(
                 reservations::table
                     .find(id.to_string())
-                    .filter(reservations::status.eq(ReservationStatus::Active.as_str())),
+                    .filter(reservations::status.eq(current.status.as_str())),
             )
             .set((
                 reservations::status.eq(to.as_str()),
@@ -536,27 +568,14 @@ impl Store {
             ))
             .execute(tx.conn())
             .context("close reservation")?;
-            let reservation =
-                load_reservation(tx.conn(), id)?.ok_or(ProductError::ReservationNotFound(id))?;
             if moved == 0 {
-                return if reservation.status == to {
-                    Ok(reservation)
-                } else {
-                    Err(ProductError::ReservationClosed {
-                        id,
-                        status: reservation.status,
-                        action: if committing { "committed" } else { "released" },
-                    })
-                };
+                continue;
             }
-            for line in &reservation.lines {
-                let target = products::table.find(line.product_id.to_string());
-                // Committing takes the units out of stock; releasing only frees them.
-                let stock_taken = if committing { line.quantity } else { 0 };
-                let changed = diesel::update(target)
+            for line in &current.lines {
+                let changed = diesel::update(products::table.find(line.product_id.to_string()))
                     .set((
-                        products::stock.eq(products::stock - stock_taken),
-                        products::reserved.eq(products::reserved - line.quantity),
+                        products::stock.eq(products::stock + stock_delta * line.quantity),
+                        products::reserved.eq(products::reserved + reserved_delta * line.quantity),
                         products::version.eq(products::version + 1),
                         products::updated_at.eq(now),
                     ))
@@ -570,8 +589,8 @@ impl Store {
                     .into());
                 }
             }
-            let lines = reservation.lines.clone();
-            if committing {
+            let lines = current.lines.clone();
+            if to == Committed {
                 tx.publish(&InventoryCommitted {
                     reservation_id: id,
                     lines,
@@ -582,8 +601,13 @@ impl Store {
                     lines,
                 })?;
             }
-            Ok(reservation)
-        })
+            return Ok(Reservation {
+                status: to,
+                updated_at: now.and_utc(),
+                ..current
+            });
+        }
+        Err(anyhow::anyhow!("gave up on reservation {id} after concurrent changes").into())
     }
 }
 

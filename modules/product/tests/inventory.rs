@@ -221,16 +221,25 @@ async fn release_returns_stock_and_commit_removes_it(f: Fixture) {
     let p = f.products.get(id).await.unwrap();
     assert_eq!((p.stock, p.reserved, p.available), (7, 0, 7));
 
-    // Repeats are harmless; crossing over is refused.
+    // Repeats are harmless; a released reservation cannot be committed.
     assert_eq!(
         f.products.release(released).await.unwrap().status,
         ReservationStatus::Released
     );
     assert_eq!(f.products.get(id).await.unwrap().available, 7);
     assert!(matches!(
-        f.products.release(committed).await.unwrap_err(),
+        f.products.commit(released).await.unwrap_err(),
         ProductError::ReservationClosed { .. }
     ));
+
+    // Releasing a committed reservation (a paid order cancelled before shipping) brings the
+    // units back into stock, once.
+    for _ in 0..2 {
+        let r = f.products.release(committed).await.unwrap();
+        assert_eq!(r.status, ReservationStatus::Released);
+    }
+    let p = f.products.get(id).await.unwrap();
+    assert_eq!((p.stock, p.reserved, p.available), (10, 0, 10));
     assert!(matches!(
         f.products.commit(ReservationId::new()).await.unwrap_err(),
         ProductError::ReservationNotFound(_)

@@ -81,3 +81,13 @@ pub struct ConflictProblem(pub Problem);
     content_type = "application/problem+json"
 )]
 pub struct PreconditionProblem(pub Problem);
+
+/// 503: a module this operation needs is unavailable (a split deployment's neighbour is
+/// down, or its circuit breaker is open).
+#[derive(Debug, IntoResponses)]
+#[response(
+    status = 503,
+    description = "A service this operation needs is unavailable",
+    content_type = "application/problem+json"
+)]
+pub struct UnavailableProblem(pub Problem);

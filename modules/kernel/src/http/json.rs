@@ -197,7 +197,33 @@ fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError 
         return FieldError::new(format!("{path}.{name}"), "is required");
     }
     let field = if path == "." { "$".to_owned() } else { path };
-    FieldError::new(field, message)
+    FieldError::new(field, without_values(&message))
+}
+
+/// serde quotes the offending value (``invalid type: integer `987`, expected a string``). A
+/// value may be a card number or a CVC, and error bodies are logged and kept by the
+/// idempotency store, so the value is replaced by its kind.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('`', false) => {
+                quoted = true;
+                out.push_str("(value hidden)");
+            }
+            ('`', true) => quoted = false,
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    // "invalid type: string "4242…"" uses double quotes for strings.
+    match (out.find(": string \""), out.find("\", expected")) {
+        (Some(start), Some(end)) if start < end => {
+            format!("{}: string{}", &out[..start], &out[end + 1..])
+        }
+        _ => out,
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +284,24 @@ mod tests {
     fn a_non_object_body_is_one_error() {
         let errors = from_value::<Body>(json!([1, 2])).unwrap_err();
         assert_eq!(fields(&errors), ["$"]);
+    }
+
+    #[test]
+    fn error_messages_do_not_repeat_the_values_sent() {
+        #[derive(Debug, Deserialize, ToSchema)]
+        #[allow(dead_code)]
+        struct Card {
+            number: String,
+            cvc: u32,
+        }
+        let v = json!({"number": 4242424242424242_u64, "cvc": "9731"});
+        let errors = from_value::<Card>(v).unwrap_err();
+        let text = format!("{errors:?}");
+        assert!(
+            !text.contains("4242424242424242") && !text.contains("9731"),
+            "{text}"
+        );
+        assert!(text.contains("expected"), "{text}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! cursor pagination, ETag / If-Match, and the request-context middleware.
 
 pub mod docs;
+pub mod idempotency;
 mod json;
 pub mod middleware;
 

@@ -62,10 +62,26 @@ macro_rules! event {
     };
 }
 
-event!(OrderPlaced, "order.placed", "An order was placed and its stock reserved.");
-event!(OrderPaid, "order.paid", "An order was paid; its stock is to be committed.");
-event!(OrderCancelled, "order.cancelled", "An order was cancelled; stock to release, payment to refund.");
-event!(OrderShipped, "order.shipped", "An order was handed to the carrier.");
+event!(
+    OrderPlaced,
+    "order.placed",
+    "An order was placed and its stock reserved."
+);
+event!(
+    OrderPaid,
+    "order.paid",
+    "An order was paid; its stock is to be committed."
+);
+event!(
+    OrderCancelled,
+    "order.cancelled",
+    "An order was cancelled; stock to release, payment to refund."
+);
+event!(
+    OrderShipped,
+    "order.shipped",
+    "An order was handed to the carrier."
+);
 event!(OrderDelivered, "order.delivered", "An order arrived.");
 
 /// Every event type the order module publishes, for the event catalog.

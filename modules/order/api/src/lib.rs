@@ -113,7 +113,9 @@ impl TryFrom<CreateOrder> for NewOrder {
             .iter()
             .enumerate()
             .filter(|(_, item)| !(1..=1000).contains(&item.quantity))
-            .map(|(i, _)| FieldError::new(format!("items[{i}].quantity"), "must be between 1 and 1000"))
+            .map(|(i, _)| {
+                FieldError::new(format!("items[{i}].quantity"), "must be between 1 and 1000")
+            })
             .collect();
         if !errors.is_empty() {
             return Err(errors);
@@ -123,7 +125,10 @@ impl TryFrom<CreateOrder> for NewOrder {
             *merged.entry(item.product_id).or_default() += item.quantity;
         }
         if merged.values().any(|q| *q > 1000) {
-            return Err(vec![FieldError::new("items", "at most 1000 units of one product")]);
+            return Err(vec![FieldError::new(
+                "items",
+                "at most 1000 units of one product",
+            )]);
         }
         Ok(Self {
             items: merged
@@ -271,7 +276,9 @@ pub enum OrderError {
     Forbidden(String),
     #[error("product {product_id} does not exist")]
     UnknownProduct { index: usize, product_id: ProductId },
-    #[error("insufficient stock for product {product_id}: requested {requested}, available {available}")]
+    #[error(
+        "insufficient stock for product {product_id}: requested {requested}, available {available}"
+    )]
     InsufficientStock {
         product_id: ProductId,
         requested: i64,
@@ -295,12 +302,12 @@ impl From<OrderError> for ApiError {
     fn from(err: OrderError) -> Self {
         match err {
             OrderError::Invalid(errors) => ApiError::validation(errors),
-            OrderError::UnknownProduct { index, product_id } => ApiError::validation(vec![
-                FieldError::new(
+            OrderError::UnknownProduct { index, product_id } => {
+                ApiError::validation(vec![FieldError::new(
                     format!("items[{index}].product_id"),
                     format!("product {product_id} does not exist"),
-                ),
-            ]),
+                )])
+            }
             OrderError::Unexpected(source) => ApiError::internal(source),
             other => {
                 let kind = match &other {

@@ -60,7 +60,10 @@ impl Card {
             errors.push(FieldError::new("card.number", "is not a valid card number"));
         }
         if !(1..=12).contains(&input.exp_month) {
-            errors.push(FieldError::new("card.exp_month", "must be between 1 and 12"));
+            errors.push(FieldError::new(
+                "card.exp_month",
+                "must be between 1 and 12",
+            ));
         } else if (input.exp_year, input.exp_month) < (today.year(), today.month()) {
             errors.push(FieldError::new("card.exp_year", "the card has expired"));
         }
@@ -112,7 +115,7 @@ fn luhn(number: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn brand(number: &str) -> &'static str {
@@ -147,7 +150,10 @@ mod tests {
         let card = Card::parse(&input("4242 4242 4242 4242", 12, 2030, "123"), today()).unwrap();
         assert_eq!((card.brand(), card.last4()), ("visa", "4242"));
         let printed = format!("{card:?} {:?}", input("4242424242424242", 1, 2030, "999"));
-        assert!(!printed.contains("42424242") && !printed.contains("999"), "{printed}");
+        assert!(
+            !printed.contains("42424242") && !printed.contains("999"),
+            "{printed}"
+        );
         assert!(Card::parse(&input("4000000000000002", 1, 2027, "123"), today()).is_ok());
         assert!(Card::parse(&input("4000000000009995", 1, 2027, "123"), today()).is_ok());
     }
@@ -157,7 +163,8 @@ mod tests {
         let errors = Card::parse(&input("4242424242424241", 13, 2030, "12"), today()).unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["card.number", "card.exp_month", "card.cvc"]);
-        let expired = Card::parse(&input("4242424242424242", 10, 2026, "123"), today()).unwrap_err();
+        let expired =
+            Card::parse(&input("4242424242424242", 10, 2026, "123"), today()).unwrap_err();
         assert_eq!(expired[0].field, "card.exp_year");
         assert!(Card::parse(&input("4242424242424242", 11, 2026, "123"), today()).is_ok());
     }

@@ -14,24 +14,31 @@ use crate::PaymentId;
 /// The order's total was captured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentSucceeded {
+    /// The payment.
     pub payment_id: PaymentId,
+    /// The order it paid.
     pub order_id: OrderId,
+    /// The amount captured (the order's total).
     pub amount: Money,
 }
 
 /// The gateway declined; the order stays payable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentFailed {
+    /// The payment.
     pub payment_id: PaymentId,
+    /// The order it was for; the order stays payable.
     pub order_id: OrderId,
-    /// `card_declined`, `insufficient_funds`, …
+    /// `card_declined`, `insufficient_funds`, `gateway_error`, …
     pub failure_code: String,
 }
 
 /// Money was given back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PaymentRefunded {
+    /// The payment.
     pub payment_id: PaymentId,
+    /// The order it paid.
     pub order_id: OrderId,
     /// This refund's amount.
     pub amount: Money,
@@ -52,9 +59,21 @@ macro_rules! event {
     };
 }
 
-event!(PaymentSucceeded, "payment.succeeded", "A payment captured the order's total.");
-event!(PaymentFailed, "payment.failed", "The gateway declined a payment.");
-event!(PaymentRefunded, "payment.refunded", "A payment was refunded, in part or in full.");
+event!(
+    PaymentSucceeded,
+    "payment.succeeded",
+    "A payment captured the order's total."
+);
+event!(
+    PaymentFailed,
+    "payment.failed",
+    "The gateway declined a payment."
+);
+event!(
+    PaymentRefunded,
+    "payment.refunded",
+    "A payment was refunded, in part or in full."
+);
 
 /// Every event type the payment module publishes, for the event catalog.
 pub fn catalog() -> Vec<EventDoc> {

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use kernel::{
     auth::Principal,
     error::{ApiError, ErrorKind, FieldError},
+    http::{cursor, page_limit},
     money::Money,
 };
 use order_api::OrderId;
@@ -44,7 +45,7 @@ pub enum PaymentStatus {
 }
 
 impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Processing => "processing",
             Self::Succeeded => "succeeded",
@@ -141,7 +142,50 @@ pub struct PaymentListParams {
 pub struct PaymentQuery {
     pub order_id: Option<OrderId>,
     pub limit: u32,
+    /// List payments older than this one (the cursor).
     pub before: Option<PaymentId>,
+}
+
+impl Default for PaymentQuery {
+    fn default() -> Self {
+        Self {
+            order_id: None,
+            limit: kernel::http::DEFAULT_PAGE_SIZE,
+            before: None,
+        }
+    }
+}
+
+impl PaymentQuery {
+    /// The `next` cursor of a page whose last (oldest) item is `last`; [`PaymentQuery`]'s
+    /// `TryFrom` reads it back, so both directions live here.
+    pub fn cursor_after(last: PaymentId) -> String {
+        cursor::encode(&last)
+    }
+}
+
+impl TryFrom<PaymentListParams> for PaymentQuery {
+    type Error = Vec<FieldError>;
+
+    fn try_from(p: PaymentListParams) -> Result<Self, Self::Error> {
+        let mut errors = Vec::new();
+        let limit = page_limit(p.limit).map_err(|e| errors.push(e)).ok();
+        let before = p
+            .cursor
+            .map(|c| cursor::decode::<PaymentId>(&c))
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        match limit {
+            Some(limit) if errors.is_empty() => Ok(Self {
+                order_id: p.order_id,
+                limit,
+                before,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// What a gateway says about a charge.
@@ -248,4 +292,37 @@ fn capitalize(s: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_params_default_to_the_first_page_of_twenty() {
+        let query = PaymentQuery::try_from(PaymentListParams::default()).unwrap();
+        assert_eq!(query, PaymentQuery::default());
+    }
+
+    #[test]
+    fn a_cursor_reads_back_as_the_payment_it_was_made_from() {
+        let last = PaymentId::new();
+        let params = PaymentListParams {
+            cursor: Some(PaymentQuery::cursor_after(last)),
+            ..Default::default()
+        };
+        assert_eq!(PaymentQuery::try_from(params).unwrap().before, Some(last));
+    }
+
+    #[test]
+    fn bad_listing_params_name_every_field() {
+        let params = PaymentListParams {
+            limit: Some(0),
+            cursor: Some("garbage".into()),
+            ..Default::default()
+        };
+        let errors = PaymentQuery::try_from(params).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "cursor"]);
+    }
 }

@@ -72,11 +72,12 @@ pub trait ProductService: Send + Sync + 'static {
         lines: ReservationLines,
     ) -> Result<Reservation, ProductError>;
 
-    /// Returns reserved stock to `available`. Idempotent.
+    /// Returns the reservation's units to `available`: reserved units are freed, and units of
+    /// a committed reservation (an order cancelled after payment, before shipping) come back
+    /// into `stock`. Idempotent.
     ///
     /// # Errors
-    /// [`ProductError::ReservationNotFound`]; [`ProductError::ReservationClosed`] when it was
-    /// committed.
+    /// [`ProductError::ReservationNotFound`].
     async fn release(&self, id: ReservationId) -> Result<Reservation, ProductError>;
 
     /// Takes reserved stock out of `stock` (the goods leave). Idempotent.

@@ -1,0 +1,73 @@
+//! What the order module does when other modules report: a successful payment makes a
+//! pending order paid; a payment that arrives for an order already cancelled (it expired
+//! while the customer paid) is announced as a cancellation with refund, so the money goes
+//! back. And the expiry sweep: unpaid orders past their time are cancelled.
+
+use std::{sync::Arc, time::Duration};
+
+use kernel::bus::{self, Subscriber, catalog::ConsumerDoc};
+use order_api::{OrderError, OrderStatus, events::OrderCancelled};
+use payment_api::events::PaymentSucceeded;
+
+use crate::store::{self, Store};
+
+pub(crate) const APPLY_PAYMENTS: &str = "order.apply_payments";
+
+pub(crate) fn subscribers(store: Store) -> Vec<Arc<dyn Subscriber>> {
+    vec![bus::on::<PaymentSucceeded, _>(
+        APPLY_PAYMENTS,
+        move |tx, event, _| {
+            let order = store::load(tx.conn(), event.order_id)?;
+            match order.status {
+                OrderStatus::PendingPayment => {
+                    store.change_status_in(tx, &order, OrderStatus::Paid, None)?;
+                }
+                OrderStatus::Cancelled => {
+                    tx.publish(&OrderCancelled {
+                        order_id: order.id,
+                        reason: "paid after cancellation".into(),
+                        refund: true,
+                    })?;
+                }
+                // Already applied (a redelivery): nothing to do.
+                OrderStatus::Paid | OrderStatus::Shipped | OrderStatus::Delivered => {}
+            }
+            Ok(())
+        },
+    )]
+}
+
+pub(crate) fn consumers() -> Vec<ConsumerDoc> {
+    vec![ConsumerDoc {
+        subscriber: APPLY_PAYMENTS,
+        module: "order",
+        event_types: &["payment.succeeded"],
+        summary: "Marks the order paid (or asks for a refund when it was already cancelled).",
+    }]
+}
+
+/// Cancels unpaid orders past `expires_at` and placements a crash left half done.
+pub(crate) async fn sweep(store: &Store, stuck_after: Duration) -> Result<usize, OrderError> {
+    let now = kernel::time::now();
+    let stuck_before = now - chrono::Duration::from_std(stuck_after).unwrap_or_default();
+    let s = store.clone();
+    let due = store
+        .bus
+        .db()
+        .run(move |conn| s.due_for_expiry(conn, now, stuck_before))
+        .await?;
+    let mut expired = 0;
+    for (id, status) in due {
+        let s = store.clone();
+        if store
+            .bus
+            .db()
+            .run(move |conn| s.expire(conn, id, &status))
+            .await?
+        {
+            tracing::info!(order = %id, "order expired unpaid");
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}

@@ -1,0 +1,204 @@
+//! The in-process implementation of [`PaymentService`]: database work runs on the blocking
+//! pool, gateway calls on the async executor and never inside a transaction, each call in a
+//! span named after the trait method. Spans carry ids, never card data.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kernel::{
+    auth::{Principal, Role},
+    db::DbConnection,
+    error::FieldError,
+    money::Money,
+};
+use order_api::{OrderError, OrderId, OrderService, OrderStatus};
+use payment_api::{
+    Card, ChargeOutcome, Payment, PaymentError, PaymentGateway, PaymentId, PaymentPage,
+    PaymentQuery, PaymentService,
+};
+use tracing::Instrument;
+
+use crate::store::{Settlement, Store};
+
+/// The failure code of a payment whose gateway could not be reached.
+const GATEWAY_ERROR: &str = "gateway_error";
+
+#[derive(Clone)]
+pub(crate) struct LocalPayments {
+    store: Store,
+    orders: Arc<dyn OrderService>,
+    gateway: Arc<dyn PaymentGateway>,
+}
+
+impl std::fmt::Debug for LocalPayments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPayments")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Admins and other services see every payment; everyone else only their own.
+fn sees_everything(actor: &Principal) -> bool {
+    matches!(actor.role, Role::Admin | Role::Service)
+}
+
+fn order_error(order: OrderId, err: OrderError) -> PaymentError {
+    match err {
+        OrderError::NotFound(_) => PaymentError::OrderNotFound(order),
+        OrderError::Unavailable(what) => PaymentError::Unavailable(what),
+        other => {
+            PaymentError::Unexpected(anyhow::Error::new(other).context("look up the order to pay"))
+        }
+    }
+}
+
+impl LocalPayments {
+    pub(crate) fn new(
+        store: Store,
+        orders: Arc<dyn OrderService>,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> Self {
+        Self {
+            store,
+            orders,
+            gateway,
+        }
+    }
+
+    /// Charges a `processing` payment and records how it went. A gateway that cannot be
+    /// reached fails the payment, so the order stays payable.
+    async fn charge(self, started: Payment, card: Card) -> Result<Payment, PaymentError> {
+        let settlement = match self.gateway.charge(started.id, started.amount, &card).await {
+            Ok(ChargeOutcome::Captured) => Settlement::Captured,
+            Ok(ChargeOutcome::Declined { code }) => Settlement::Failed { code },
+            Err(error) => {
+                tracing::warn!(error = ?error, "the payment gateway could not be reached");
+                Settlement::Failed {
+                    code: GATEWAY_ERROR.into(),
+                }
+            }
+        };
+        let id = started.id;
+        self.run(move |s, c| s.settle(c, id, &settlement))
+            .await
+            .inspect_err(|e| {
+                // The charge happened (or not) but is not recorded: the payment stays
+                // `processing` and blocks the order until someone reconciles it.
+                tracing::error!(error = ?e, "a settled charge could not be recorded");
+            })
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, PaymentError>
+    where
+        F: FnOnce(&Store, &mut DbConnection) -> Result<T, PaymentError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.store.clone();
+        self.store
+            .bus
+            .db()
+            .run(move |conn| work(&store, conn))
+            .await
+    }
+}
+
+#[async_trait]
+impl PaymentService for LocalPayments {
+    #[tracing::instrument(
+        name = "payment.pay",
+        skip_all,
+        fields(order_id = %order_id, payment_id = tracing::field::Empty, status = tracing::field::Empty)
+    )]
+    async fn pay(
+        &self,
+        actor: &Principal,
+        order_id: OrderId,
+        card: Card,
+    ) -> Result<Payment, PaymentError> {
+        let order = self
+            .orders
+            .get(actor, order_id)
+            .await
+            .map_err(|e| order_error(order_id, e))?;
+        if order.status != OrderStatus::PendingPayment {
+            return Err(PaymentError::NotPayable(
+                order.id,
+                format!("it is {}", order.status),
+            ));
+        }
+        // Only the brand and last four digits cross into the store; the card stays here.
+        let (brand, last4) = (card.brand(), card.last4().to_owned());
+        let started = self
+            .run(move |s, c| s.start(c, &order, brand, &last4))
+            .await?;
+        let span = tracing::Span::current();
+        span.record("payment_id", tracing::field::display(started.id));
+        // Charging and recording the outcome run as a task of their own: a client that hangs
+        // up drops this future, and that must not leave the payment `processing` for ever
+        // (it would block the order).
+        let this = self.clone();
+        let payment = tokio::spawn(this.charge(started, card).instrument(span.clone()))
+            .await
+            .map_err(|e| anyhow::anyhow!("the charge task failed: {e}"))??;
+        span.record("status", payment.status.as_str());
+        Ok(payment)
+    }
+
+    #[tracing::instrument(name = "payment.get", skip(self, actor), fields(role = %actor.role))]
+    async fn get(&self, actor: &Principal, id: PaymentId) -> Result<Payment, PaymentError> {
+        let payment = self.run(move |s, c| s.get(c, id)).await?;
+        if sees_everything(actor) || payment.customer == actor.sub {
+            Ok(payment)
+        } else {
+            Err(PaymentError::NotFound(id))
+        }
+    }
+
+    #[tracing::instrument(
+        name = "payment.list",
+        skip_all,
+        fields(role = %actor.role, limit = query.limit)
+    )]
+    async fn list(
+        &self,
+        actor: &Principal,
+        query: PaymentQuery,
+    ) -> Result<PaymentPage, PaymentError> {
+        let customer = (!sees_everything(actor)).then(|| actor.sub.clone());
+        self.run(move |s, c| s.list(c, &query, customer.as_deref()))
+            .await
+    }
+
+    #[tracing::instrument(name = "payment.refund", skip(self))]
+    async fn refund(&self, id: PaymentId, amount: i64) -> Result<Payment, PaymentError> {
+        if amount < 1 {
+            return Err(PaymentError::Invalid(vec![FieldError::new(
+                "amount",
+                "must be at least 1",
+            )]));
+        }
+        let payment = self.run(move |s, c| s.refundable(c, id, amount)).await?;
+        self.gateway
+            .refund(id, Money::new(amount, payment.amount.currency))
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = ?error, "the payment gateway could not be reached");
+                PaymentError::Unavailable("the payment gateway did not answer".into())
+            })?;
+        self.run(move |s, c| s.record_refund(c, id, amount))
+            .await
+            .map_err(|e| match e {
+                // A concurrent refund took what was left after the check above; the gateway
+                // has given this amount back too, so it must not pass as a plain refusal.
+                PaymentError::NotRefundable(_, reason) => {
+                    PaymentError::Unexpected(anyhow::anyhow!(
+                        "payment {id}: {amount} was refunded at the gateway but cannot be recorded \
+                     ({reason}); reconcile it with the gateway"
+                    ))
+                }
+                other => other,
+            })
+            .inspect_err(|e| tracing::error!(error = ?e, "a gateway refund was not recorded"))
+    }
+}

@@ -1,0 +1,171 @@
+//! Which modules are built in and how they are connected: each module's in-process service,
+//! its subscribers and background jobs. A module that needs a neighbour which is not built
+//! in stops start-up with a message saying so.
+
+use std::sync::Arc;
+
+#[cfg(any(feature = "order", feature = "payment"))]
+use anyhow::Context;
+use kernel::{
+    bus::{
+        Bus, Subscriber,
+        catalog::{ConsumerDoc, EventDoc},
+    },
+    config::Settings,
+    db::Migrations,
+};
+use tokio::{sync::watch, task::JoinHandle};
+
+/// Modules compiled into this binary, in start-up order.
+pub const MODULES: &[&str] = &[
+    #[cfg(feature = "product")]
+    "product",
+    #[cfg(feature = "order")]
+    "order",
+    #[cfg(feature = "payment")]
+    "payment",
+];
+
+/// The kernel's and the built-in modules' migrations, kernel first.
+pub(crate) fn migrations() -> Vec<Migrations> {
+    vec![
+        kernel::bus::MIGRATIONS,
+        #[cfg(feature = "product")]
+        product::MIGRATIONS,
+        #[cfg(feature = "order")]
+        order::MIGRATIONS,
+        #[cfg(feature = "payment")]
+        payment::MIGRATIONS,
+    ]
+}
+
+/// The event types the built-in modules publish, and who consumes them.
+pub(crate) fn catalog() -> (Vec<EventDoc>, Vec<ConsumerDoc>) {
+    let mut events = Vec::new();
+    let mut consumers = Vec::new();
+    #[cfg(feature = "product")]
+    {
+        events.extend(product::events());
+        consumers.extend(product::consumers());
+    }
+    #[cfg(feature = "order")]
+    {
+        events.extend(order::events());
+        consumers.extend(order::consumers());
+    }
+    #[cfg(feature = "payment")]
+    {
+        events.extend(payment::events());
+        consumers.extend(payment::consumers());
+    }
+    (events, consumers)
+}
+
+/// A background job, started when the server starts and stopped with it.
+pub(crate) type Job = Box<dyn FnOnce(watch::Receiver<bool>) -> JoinHandle<()> + Send>;
+
+/// The built-in modules, connected.
+#[derive(Default)]
+pub(crate) struct Wiring {
+    pub subscribers: Vec<Arc<dyn Subscriber>>,
+    pub jobs: Vec<Job>,
+    #[cfg(feature = "product")]
+    pub products: Option<Arc<dyn product_api::ProductService>>,
+    #[cfg(feature = "order")]
+    pub orders: Option<Arc<dyn order_api::OrderService>>,
+    #[cfg(feature = "payment")]
+    pub payments: Option<Arc<dyn payment_api::PaymentService>>,
+}
+
+#[allow(unused_variables, unused_mut)]
+pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
+    let mut wiring = Wiring::default();
+    let products: Option<Arc<dyn product_api::ProductService>> = None;
+    #[cfg(feature = "product")]
+    let products = {
+        let product_settings: product::ProductSettings = settings.module("product")?;
+        wiring
+            .subscribers
+            .extend(product::subscribers(bus.clone(), &product_settings));
+        let service = product::service(bus.clone(), &product_settings);
+        wiring.products = Some(service.clone());
+        Some(service)
+    };
+    let orders: Option<Arc<dyn order_api::OrderService>> = None;
+    #[cfg(feature = "order")]
+    let orders = {
+        let products = products.clone().context(
+            "the order module needs the product module: build with the `product` feature",
+        )?;
+        let module = order::OrderModule::new(bus.clone(), products, settings.module("order")?);
+        wiring.subscribers.extend(module.subscribers());
+        let service = module.service();
+        wiring.orders = Some(service.clone());
+        wiring
+            .jobs
+            .push(Box::new(move |stop| module.start_jobs(stop)));
+        Some(service)
+    };
+    #[cfg(feature = "payment")]
+    {
+        let orders = orders
+            .clone()
+            .context("the payment module needs the order module: build with the `order` feature")?;
+        let gateway = payment::simulated_gateway();
+        wiring
+            .subscribers
+            .extend(payment::subscribers(gateway.clone()));
+        wiring.payments = Some(payment::service(bus.clone(), orders, gateway));
+    }
+    Ok(wiring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernel::{
+        config::{AppEnv, Settings},
+        db::Db,
+        testing::TestDatabase,
+    };
+
+    /// The catalog's consumers are declared by hand next to each subscriber; this keeps the
+    /// two from drifting apart.
+    #[test]
+    fn every_subscriber_is_in_the_event_catalog_and_nothing_else_is() {
+        let database = TestDatabase::sqlite();
+        let db = Db::connect(&database.settings()).unwrap();
+        let settings = Settings::defaults(AppEnv::Test).unwrap();
+        let bus = Bus::new(db, settings.bus.clone());
+        let wired = wire(&bus, &settings).unwrap();
+        let mut registered: Vec<String> = wired
+            .subscribers
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        let (events, consumers) = catalog();
+        let mut documented: Vec<String> =
+            consumers.iter().map(|c| c.subscriber.to_owned()).collect();
+        registered.sort();
+        documented.sort();
+        assert_eq!(registered, documented);
+        for consumer in &consumers {
+            let subscriber = wired
+                .subscribers
+                .iter()
+                .find(|s| s.name() == consumer.subscriber)
+                .unwrap();
+            for kind in consumer.event_types {
+                assert!(
+                    subscriber.accepts(kind),
+                    "{} accepts {kind}",
+                    consumer.subscriber
+                );
+                assert!(
+                    events.iter().any(|e| e.kind == *kind),
+                    "{kind} is published by someone"
+                );
+            }
+        }
+    }
+}
