@@ -147,6 +147,18 @@ impl ApiError {
         }
     }
 
+    /// A problem whose detail is a module error's message as a sentence ("order 1 not found"
+    /// → "Order 1 not found."): module errors read as clauses, problem details as sentences.
+    pub fn from_error(kind: ErrorKind, error: &impl fmt::Display) -> Self {
+        let message = error.to_string();
+        let mut chars = message.chars();
+        let detail = chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect::<String>())
+            .unwrap_or_default();
+        Self::new(kind, format!("{detail}."))
+    }
+
     /// 422 listing every offending field.
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {

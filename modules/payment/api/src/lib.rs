@@ -280,18 +280,10 @@ impl From<PaymentError> for ApiError {
                     PaymentError::Unavailable(_) => ErrorKind::ServiceUnavailable,
                     _ => ErrorKind::Conflict,
                 };
-                ApiError::new(kind, format!("{}.", capitalize(&other.to_string())))
+                ApiError::from_error(kind, &other)
             }
         }
     }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

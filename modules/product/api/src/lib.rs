@@ -142,15 +142,7 @@ impl From<ProductError> for ApiError {
         match err {
             ProductError::Invalid(errors) => ApiError::validation(errors),
             ProductError::Unexpected(source) => ApiError::internal(source),
-            other => ApiError::new(kind, format!("{}.", capitalize(&other.to_string()))),
+            other => ApiError::from_error(kind, &other),
         }
     }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
