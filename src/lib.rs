@@ -73,6 +73,8 @@ pub fn connect_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<Strin
         (name = "product", description = "Catalog and inventory"),
         (name = "order", description = "Orders: place, pay (see payment), ship, deliver, cancel"),
         (name = "payment", description = "Card payments and refunds"),
+        (name = "patient", description = "Clinical records (clinician and admin only; every access audited)"),
+        (name = "fhir", description = "FHIR R4 views of clinical records"),
         (name = "admin", description = "Operator endpoints: the event bus's deliveries and dead letters"),
         (name = "health", description = "Liveness and readiness probes"),
     )
@@ -105,6 +107,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
     order::configure(cfg);
     #[cfg(feature = "payment")]
     payment::configure(cfg);
+    #[cfg(feature = "patient")]
+    patient::configure(cfg);
 }
 
 /// The OpenAPI document of this build (only the built-in modules' paths).
@@ -232,7 +236,8 @@ impl Application {
         for subscriber in modules.subscribers.drain(..).chain(subscribers) {
             bus.subscribe(subscriber)?;
         }
-        let idempotency = IdempotencyStore::new(db.clone(), settings.auth.jwt_secret.as_bytes());
+        let idempotency = IdempotencyStore::new(db.clone(), settings.auth.jwt_secret.as_bytes())
+            .excluding(modules.private_paths.clone());
         let purge = idempotency.clone();
         modules.jobs.push(Box::new(move |stop| {
             kernel::jobs::every(std::time::Duration::from_secs(3600), stop, move || {
@@ -285,6 +290,8 @@ impl Application {
         let orders = modules.orders.map(web::Data::from);
         #[cfg(feature = "payment")]
         let payments = modules.payments.map(web::Data::from);
+        #[cfg(feature = "patient")]
+        let patients = modules.patients.map(web::Data::from);
 
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
@@ -311,6 +318,8 @@ impl Application {
             let app = with_data(app, &orders);
             #[cfg(feature = "payment")]
             let app = with_data(app, &payments);
+            #[cfg(feature = "patient")]
+            let app = with_data(app, &patients);
             app.service(
                 SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec.clone()),
             )

@@ -24,6 +24,8 @@ pub const MODULES: &[&str] = &[
     "order",
     #[cfg(feature = "payment")]
     "payment",
+    #[cfg(feature = "patient")]
+    "patient",
 ];
 
 /// The kernel's and the built-in modules' migrations, kernel first.
@@ -36,6 +38,8 @@ pub(crate) fn migrations() -> Vec<Migrations> {
         order::MIGRATIONS,
         #[cfg(feature = "payment")]
         payment::MIGRATIONS,
+        #[cfg(feature = "patient")]
+        patient::MIGRATIONS,
     ]
 }
 
@@ -58,6 +62,11 @@ pub(crate) fn catalog() -> (Vec<EventDoc>, Vec<ConsumerDoc>) {
         events.extend(payment::events());
         consumers.extend(payment::consumers());
     }
+    #[cfg(feature = "patient")]
+    {
+        events.extend(patient::events());
+        consumers.extend(patient::consumers());
+    }
     (events, consumers)
 }
 
@@ -75,6 +84,11 @@ pub(crate) struct Wiring {
     pub orders: Option<Arc<dyn order_api::OrderService>>,
     #[cfg(feature = "payment")]
     pub payments: Option<Arc<dyn payment_api::PaymentService>>,
+    #[cfg(feature = "patient")]
+    pub patients: Option<Arc<dyn patient_api::PatientService>>,
+    /// Path prefixes whose request and response bodies hold personal data: the
+    /// idempotency store (which keeps bodies in plaintext) must not see them.
+    pub private_paths: Vec<&'static str>,
 }
 
 #[allow(unused_variables, unused_mut)]
@@ -116,6 +130,15 @@ pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
             .subscribers
             .extend(payment::subscribers(gateway.clone()));
         wiring.payments = Some(payment::service(bus.clone(), orders, gateway));
+    }
+    #[cfg(feature = "patient")]
+    {
+        let patient_settings: patient::PatientSettings = settings.module("patient")?;
+        if settings.env == kernel::config::AppEnv::Production {
+            patient::check_production(&patient_settings)?;
+        }
+        wiring.patients = Some(patient::service(bus.clone(), &patient_settings)?);
+        wiring.private_paths.extend(patient::PRIVATE_PATHS);
     }
     Ok(wiring)
 }

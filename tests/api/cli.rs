@@ -129,6 +129,22 @@ fn production_refuses_the_default_jwt_secret() {
 }
 
 #[test]
+fn production_refuses_the_development_patient_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tessera(dir.path())
+        .env("TESSERA_ENV", "production")
+        .env(
+            "TESSERA__AUTH__JWT_SECRET",
+            "a-production-secret-of-at-least-32-bytes",
+        )
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("modules.patient"), "{}", stderr(&out));
+}
+
+#[test]
 fn an_unreachable_database_fails_fast_naming_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();

@@ -12,5 +12,6 @@ mod events;
 mod health;
 mod openapi;
 mod orders;
+mod patients;
 mod payments;
 mod products;

@@ -63,6 +63,7 @@ pub struct IdempotencyStore {
     hash_key: Vec<u8>,
     ttl: chrono::Duration,
     stale_after: chrono::Duration,
+    excluded: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for IdempotencyStore {
@@ -82,7 +83,19 @@ impl IdempotencyStore {
             hash_key: secret.to_vec(),
             ttl: chrono::Duration::hours(24),
             stale_after: chrono::Duration::minutes(5),
+            excluded: Vec::new(),
         }
+    }
+
+    /// Requests under these path prefixes pass through untouched (their `Idempotency-Key` is
+    /// ignored): their bodies hold personal data, and the store keeps bodies in plaintext.
+    pub fn excluding(mut self, prefixes: Vec<&'static str>) -> Self {
+        self.excluded = prefixes;
+        self
+    }
+
+    fn covers(&self, path: &str) -> bool {
+        !self.excluded.iter().any(|prefix| path.starts_with(prefix))
     }
 
     /// Deletes expired records; returns how many.
@@ -146,7 +159,11 @@ pub async fn idempotency(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     }
-    let Some(store) = req.app_data::<web::Data<IdempotencyStore>>().cloned() else {
+    let Some(store) = req
+        .app_data::<web::Data<IdempotencyStore>>()
+        .filter(|store| store.covers(req.path()))
+        .cloned()
+    else {
         return next
             .call(req)
             .await
