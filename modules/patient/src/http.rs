@@ -20,6 +20,7 @@ use kernel::{
         },
         json_with_etag,
         middleware::RequestId,
+        with_location,
     },
 };
 use patient_api::{
@@ -56,13 +57,6 @@ type Patients = web::Data<dyn PatientService>;
 
 fn access<R: AllowedRoles>(caller: Authorized<R>, request_id: RequestId) -> AccessContext {
     AccessContext::new(caller.0, request_id.0)
-}
-
-fn with_location(mut response: HttpResponse, location: String) -> HttpResponse {
-    if let Ok(value) = location.parse() {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
 }
 
 /// Register a patient.

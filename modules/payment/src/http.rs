@@ -3,7 +3,7 @@
 //! into domain values, calls the [`PaymentService`] and shapes the response; no rule lives
 //! here.
 
-use actix_web::{HttpResponse, get, http::header, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use kernel::{
     auth::{AdminOnly, AllowedRoles, Authorized, Role},
     error::ApiError,
@@ -13,6 +13,7 @@ use kernel::{
             AuthProblems, BodyProblems, ConflictProblem, NotFoundProblem, UnavailableProblem,
             ValidationProblem,
         },
+        with_location,
     },
 };
 use payment_api::{
@@ -42,11 +43,10 @@ impl AllowedRoles for CustomerOrAdmin {
 }
 
 fn created(payment: &Payment) -> HttpResponse {
-    let mut response = HttpResponse::Created().json(payment);
-    if let Ok(location) = format!("/api/v1/payments/{}", payment.id).parse() {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    response
+    with_location(
+        HttpResponse::Created().json(payment),
+        format!("/api/v1/payments/{}", payment.id),
+    )
 }
 
 /// Pay for an order.

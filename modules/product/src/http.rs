@@ -12,7 +12,7 @@ use kernel::{
             AuthProblems, BodyProblems, ConflictProblem, NotFoundProblem, PreconditionProblem,
             ValidationProblem,
         },
-        json_with_etag,
+        json_with_etag, with_location,
     },
 };
 use product_api::{
@@ -60,13 +60,10 @@ async fn create_product(
 ) -> Result<HttpResponse, ApiError> {
     let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
     let product = products.create(input).await?;
-    let mut response = json_with_etag(StatusCode::CREATED, &product, product.version);
-    if let Ok(location) = format!("/api/v1/products/{}", product.id).parse() {
-        response
-            .headers_mut()
-            .insert(actix_web::http::header::LOCATION, location);
-    }
-    Ok(response)
+    Ok(with_location(
+        json_with_etag(StatusCode::CREATED, &product, product.version),
+        format!("/api/v1/products/{}", product.id),
+    ))
 }
 
 /// List products.

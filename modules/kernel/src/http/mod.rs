@@ -109,6 +109,17 @@ pub fn json_with_etag<T: Serialize>(
         .json(body)
 }
 
+/// `response` with a `Location` header (for 201 Created).
+pub fn with_location(
+    mut response: actix_web::HttpResponse,
+    location: impl AsRef<str>,
+) -> actix_web::HttpResponse {
+    if let Ok(value) = header::HeaderValue::from_str(location.as_ref()) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
 /// The `If-Match` request header: absent, `*`, or a list of ETags.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum IfMatch {
