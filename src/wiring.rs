@@ -91,6 +91,7 @@ pub(crate) struct Wiring {
     pub private_paths: Vec<&'static str>,
 }
 
+// Which neighbours are used depends on the feature set; single-module builds leave some unused.
 #[allow(unused_variables, unused_mut)]
 pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
     let mut wiring = Wiring::default();
