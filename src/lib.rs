@@ -75,6 +75,7 @@ pub fn connect_and_migrate(settings: &Settings) -> anyhow::Result<(Db, Vec<Strin
         (name = "payment", description = "Card payments and refunds"),
         (name = "patient", description = "Clinical records (clinician and admin only; every access audited)"),
         (name = "fhir", description = "FHIR R4 views of clinical records"),
+        (name = "contract", description = "Deterministic contracts in CEL with a hash-chained ledger"),
         (name = "admin", description = "Operator endpoints: the event bus's deliveries and dead letters"),
         (name = "health", description = "Liveness and readiness probes"),
     )
@@ -109,6 +110,8 @@ fn api_v1(cfg: &mut ServiceConfig) {
     payment::configure(cfg);
     #[cfg(feature = "patient")]
     patient::configure(cfg);
+    #[cfg(feature = "contract")]
+    contract::configure(cfg);
 }
 
 /// The OpenAPI document of this build (only the built-in modules' paths).
@@ -292,6 +295,8 @@ impl Application {
         let payments = modules.payments.map(web::Data::from);
         #[cfg(feature = "patient")]
         let patients = modules.patients.map(web::Data::from);
+        #[cfg(feature = "contract")]
+        let contracts = modules.contracts.map(web::Data::from);
 
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
@@ -320,6 +325,8 @@ impl Application {
             let app = with_data(app, &payments);
             #[cfg(feature = "patient")]
             let app = with_data(app, &patients);
+            #[cfg(feature = "contract")]
+            let app = with_data(app, &contracts);
             app.service(
                 SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec.clone()),
             )

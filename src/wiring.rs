@@ -26,6 +26,8 @@ pub const MODULES: &[&str] = &[
     "payment",
     #[cfg(feature = "patient")]
     "patient",
+    #[cfg(feature = "contract")]
+    "contract",
 ];
 
 /// The kernel's and the built-in modules' migrations, kernel first.
@@ -40,6 +42,8 @@ pub(crate) fn migrations() -> Vec<Migrations> {
         payment::MIGRATIONS,
         #[cfg(feature = "patient")]
         patient::MIGRATIONS,
+        #[cfg(feature = "contract")]
+        contract::MIGRATIONS,
     ]
 }
 
@@ -67,6 +71,11 @@ pub(crate) fn catalog() -> (Vec<EventDoc>, Vec<ConsumerDoc>) {
         events.extend(patient::events());
         consumers.extend(patient::consumers());
     }
+    #[cfg(feature = "contract")]
+    {
+        events.extend(contract::events());
+        consumers.extend(contract::consumers());
+    }
     (events, consumers)
 }
 
@@ -86,6 +95,8 @@ pub(crate) struct Wiring {
     pub payments: Option<Arc<dyn payment_api::PaymentService>>,
     #[cfg(feature = "patient")]
     pub patients: Option<Arc<dyn patient_api::PatientService>>,
+    #[cfg(feature = "contract")]
+    pub contracts: Option<Arc<dyn contract_api::ContractService>>,
     /// Path prefixes whose request and response bodies hold personal data: the
     /// idempotency store (which keeps bodies in plaintext) must not see them.
     pub private_paths: Vec<&'static str>,
@@ -141,6 +152,12 @@ pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
         wiring.patients = Some(patient::service(bus.clone(), &patient_settings)?);
         wiring.private_paths.extend(patient::PRIVATE_PATHS);
     }
+    #[cfg(feature = "contract")]
+    {
+        let module = contract::ContractModule::new(bus.clone(), &settings.module("contract")?)?;
+        wiring.subscribers.extend(module.subscribers());
+        wiring.contracts = Some(module.service());
+    }
     Ok(wiring)
 }
 
@@ -159,6 +176,7 @@ mod tests {
     fn every_subscriber_is_in_the_event_catalog_and_nothing_else_is() {
         let database = TestDatabase::sqlite();
         let db = Db::connect(&database.settings()).unwrap();
+        db.migrate(&migrations()).unwrap();
         let settings = Settings::defaults(AppEnv::Test).unwrap();
         let bus = Bus::new(db, settings.bus.clone());
         let wired = wire(&bus, &settings).unwrap();

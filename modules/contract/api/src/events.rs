@@ -1,0 +1,86 @@
+//! Events the contract module publishes; the subject is the contract id, so one contract's
+//! deployment, executions and termination keep their order.
+//!
+//! `contract.executed` carries ids, the sequence number and the ledger hash only: inputs,
+//! outputs and state stay in the ledger, readable through the API by the parties.
+
+use kernel::bus::{Event, catalog::EventDoc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{ContractId, ExecutionId};
+
+/// A draft was deployed: its code is frozen and it can be executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContractDeployed {
+    /// The contract.
+    pub contract_id: ContractId,
+    /// Its name.
+    pub name: String,
+    /// The deployment's version among the contracts of that name (1, 2, …).
+    pub version: i64,
+    /// SHA-256 (hex) of the deployed code.
+    pub code_sha256: String,
+    /// Event types that trigger it.
+    pub triggers: Vec<String>,
+}
+
+/// A contract ran and its execution was appended to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContractExecuted {
+    /// The contract.
+    pub contract_id: ContractId,
+    /// The execution (ledger entry).
+    pub execution_id: ExecutionId,
+    /// Its position in the contract's ledger (1, 2, …).
+    pub seq: i64,
+    /// The entry's ledger hash.
+    pub hash: String,
+}
+
+/// A deployed contract was terminated; it runs no more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContractTerminated {
+    /// The contract.
+    pub contract_id: ContractId,
+    /// How many executions its ledger holds.
+    pub executions: i64,
+}
+
+macro_rules! event {
+    ($ty:ty, $name:literal, $summary:literal) => {
+        impl Event for $ty {
+            const TYPE: &'static str = $name;
+            const SOURCE: &'static str = "contract";
+            const SUMMARY: &'static str = $summary;
+            fn subject(&self) -> String {
+                self.contract_id.to_string()
+            }
+        }
+    };
+}
+
+event!(
+    ContractDeployed,
+    "contract.deployed",
+    "A contract was deployed; its code is frozen."
+);
+event!(
+    ContractExecuted,
+    "contract.executed",
+    "A contract ran and its ledger grew by one entry."
+);
+event!(
+    ContractTerminated,
+    "contract.terminated",
+    "A contract was terminated and runs no more."
+);
+
+/// Every event type the contract module publishes, for the event catalog.
+pub fn catalog() -> Vec<EventDoc> {
+    vec![
+        EventDoc::of::<ContractDeployed>(),
+        EventDoc::of::<ContractExecuted>(),
+        EventDoc::of::<ContractTerminated>(),
+    ]
+}
