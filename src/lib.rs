@@ -15,7 +15,7 @@ use actix_web::{
 use anyhow::Context;
 use kernel::{
     auth::JwtKeys,
-    bus::{self, Bus, Subscriber, relay::Relay},
+    bus::{self, Bus, Subscriber, nats::Nats, relay::Relay},
     config::Settings,
     db::Db,
     error::{ApiError, ErrorKind, Problem},
@@ -33,7 +33,14 @@ use utoipa::{
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
+mod module_map;
 mod wiring;
+
+/// The module map of this build (Markdown with a Mermaid flowchart: trait calls and event
+/// flows between the built-in modules), as committed in `docs/modules.md`.
+pub fn module_map_markdown() -> String {
+    module_map::module_map()
+}
 
 pub use wiring::MODULES;
 
@@ -205,6 +212,9 @@ pub struct Application {
     server: Server,
     bus: Bus,
     jobs: Vec<wiring::Job>,
+    /// Stops jobs and NATS consumers when the server has stopped.
+    stop: tokio::sync::watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -218,15 +228,15 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// # Errors
     /// Database, migration or bind failures, naming the cause.
-    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, Vec::new())
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Vec::new()).await
     }
 
     /// [`Application::build`] with extra bus subscribers (plug-ins, tests).
     ///
     /// # Errors
     /// As [`Application::build`], or a subscriber name used twice.
-    pub fn build_with(
+    pub async fn build_with(
         settings: &Settings,
         subscribers: Vec<Arc<dyn Subscriber>>,
     ) -> anyhow::Result<Self> {
@@ -236,8 +246,26 @@ impl Application {
         }
         let bus = Bus::new(db.clone(), settings.bus.clone());
         let mut modules = wiring::wire(&bus, settings)?;
-        for subscriber in modules.subscribers.drain(..).chain(subscribers) {
-            bus.subscribe(subscriber)?;
+        let (stop, _) = tokio::sync::watch::channel(false);
+        let mut background = Vec::new();
+        let subscribers: Vec<_> = modules.subscribers.drain(..).chain(subscribers).collect();
+        match &settings.bus.nats_url {
+            // One process: the outbox delivers to every subscriber.
+            None => {
+                for subscriber in subscribers {
+                    bus.subscribe(subscriber)?;
+                }
+            }
+            // Split: the outbox hands events to JetStream, and subscribers consume from it.
+            Some(url) => {
+                let timeout =
+                    std::time::Duration::from_secs(settings.database.connect_timeout_secs.max(1));
+                let nats = Nats::connect(url, &settings.bus.subject_prefix, timeout).await?;
+                bus.subscribe(nats.publisher())?;
+                for subscriber in subscribers {
+                    background.extend(nats.consume(&bus, subscriber, stop.subscribe()).await?);
+                }
+            }
         }
         let idempotency = IdempotencyStore::new(db.clone(), settings.auth.jwt_secret.as_bytes())
             .excluding(modules.private_paths.clone());
@@ -267,6 +295,8 @@ impl Application {
             server,
             bus,
             jobs,
+            stop,
+            background,
         })
     }
 
@@ -362,16 +392,16 @@ impl Application {
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let relay: Relay = self.bus.start_relay();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let jobs: Vec<_> = self
+        let mut tasks: Vec<_> = self
             .jobs
             .into_iter()
-            .map(|start| start(stopped.clone()))
+            .map(|start| start(self.stop.subscribe()))
             .collect();
+        tasks.extend(self.background);
         let served = self.server.await;
-        let _ = stop.send(true);
-        for job in jobs {
-            let _ = job.await;
+        let _ = self.stop.send(true);
+        for task in tasks {
+            let _ = task.await;
         }
         relay.stop().await;
         served

@@ -26,6 +26,8 @@ enum Command {
     Openapi,
     /// Print the event catalog (AsyncAPI 3.0) of this build.
     Events,
+    /// Print the module map (Markdown with a Mermaid flowchart), as in docs/modules.md.
+    Modules,
     /// Print a signed JWT for the configured secret, and nothing else.
     Token {
         /// Subject (user or service name).
@@ -63,6 +65,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", tessera::asyncapi_json()?);
             Ok(())
         }
+        Command::Modules => {
+            print!("{}", tessera::module_map_markdown());
+            Ok(())
+        }
         Command::Token { sub, role, ttl } => {
             let settings = Settings::load()?;
             println!("{}", JwtKeys::new(&settings.auth).issue(&sub, role, ttl)?);
@@ -90,7 +96,7 @@ fn serve() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let app = tessera::Application::build(&settings)?;
+        let app = tessera::Application::build(&settings).await?;
         let base = format!("http://{}:{}", settings.server.host, app.port());
         tracing::info!(
             env = %settings.env,

@@ -106,7 +106,23 @@ pub(crate) struct Wiring {
 #[allow(unused_variables, unused_mut)]
 pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
     let mut wiring = Wiring::default();
-    let products: Option<Arc<dyn product_api::ProductService>> = None;
+    let keys = kernel::auth::JwtKeys::new(&settings.auth);
+    let remote = |name: &str, caller: &str| -> anyhow::Result<Option<kernel::client::Remote>> {
+        settings
+            .neighbour_url(name)
+            .map(|url| {
+                kernel::client::Remote::new(
+                    name,
+                    caller,
+                    keys.clone(),
+                    &kernel::client::RemoteConfig::new(url),
+                )
+            })
+            .transpose()
+    };
+    // A neighbour that is not built in is reached over HTTP when its URL is configured.
+    let products: Option<Arc<dyn product_api::ProductService>> = remote("product", "order")?
+        .map(|r| Arc::new(product_api::client::HttpProductService::from_remote(r)) as _);
     #[cfg(feature = "product")]
     let products = {
         let product_settings: product::ProductSettings = settings.module("product")?;
@@ -117,11 +133,13 @@ pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
         wiring.products = Some(service.clone());
         Some(service)
     };
-    let orders: Option<Arc<dyn order_api::OrderService>> = None;
+    let orders: Option<Arc<dyn order_api::OrderService>> = remote("order", "payment")?
+        .map(|r| Arc::new(order_api::client::HttpOrderService::from_remote(r)) as _);
     #[cfg(feature = "order")]
     let orders = {
         let products = products.clone().context(
-            "the order module needs the product module: build with the `product` feature",
+            "the order module needs the product module: build with the `product` feature \
+             or set TESSERA__MODULES__PRODUCT__URL to a product service",
         )?;
         let module = order::OrderModule::new(bus.clone(), products, settings.module("order")?);
         wiring.subscribers.extend(module.subscribers());

@@ -42,7 +42,9 @@ impl TestApp {
         settings.server.shutdown_timeout_secs = 1;
         settings.database = db.settings();
         adjust(&mut settings);
-        let app = tessera::Application::build_with(&settings, subscribers).unwrap();
+        let app = tessera::Application::build_with(&settings, subscribers)
+            .await
+            .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
         Some(Self {

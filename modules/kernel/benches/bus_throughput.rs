@@ -48,6 +48,8 @@ fn now_ns() -> u128 {
 
 fn settings() -> BusSettings {
     BusSettings {
+        nats_url: None,
+        subject_prefix: "tessera".into(),
         max_attempts: 5,
         backoff_base_ms: 10,
         backoff_max_ms: 1000,

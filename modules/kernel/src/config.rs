@@ -141,6 +141,11 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusSettings {
+    /// NATS server for events between processes (split deployments); none = in-process only.
+    #[serde(default)]
+    pub nats_url: Option<String>,
+    /// Subject prefix on NATS: events go to `<prefix>.<type>`.
+    pub subject_prefix: String,
     pub max_attempts: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
@@ -170,13 +175,28 @@ impl Settings {
     /// # Errors
     /// A message naming `modules.<name>` when the section does not fit `T`.
     pub fn module<T: DeserializeOwned>(&self, name: &str) -> anyhow::Result<T> {
-        let section = self
+        let mut section = self
             .modules
             .get(name)
             .cloned()
             .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+        // `url` belongs to the binary's wiring (see `neighbour_url`), not to the module.
+        if let Some(map) = section.as_object_mut() {
+            map.remove("url");
+        }
         serde_json::from_value(section)
             .with_context(|| format!("invalid configuration: modules.{name}"))
+    }
+
+    /// `modules.<name>.url`: where a module that is not built into this binary is served
+    /// (`TESSERA__MODULES__<NAME>__URL`), for split deployments.
+    pub fn neighbour_url(&self, name: &str) -> Option<String> {
+        self.modules
+            .get(name)
+            .and_then(|section| section.get("url"))
+            .and_then(|url| url.as_str())
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
     }
 
     /// Loads the layers for the environment named by `TESSERA_ENV`, from the process's

@@ -4,6 +4,8 @@
 
 pub mod auth;
 pub mod bus;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -46,6 +46,8 @@ impl Event for Pinged {
 
 fn bus_settings() -> BusSettings {
     BusSettings {
+        nats_url: None,
+        subject_prefix: "tessera".into(),
         max_attempts: 3,
         backoff_base_ms: 1,
         backoff_max_ms: 4,

@@ -104,6 +104,7 @@ fn invalid(field: impl Into<String>, message: &str) -> OrderError {
 fn product_failure(e: ProductError) -> OrderError {
     match e {
         ProductError::Unexpected(source) => OrderError::Unexpected(source),
+        ProductError::Unavailable(reason) => OrderError::Unavailable(reason),
         other => OrderError::Unexpected(anyhow::anyhow!("product: {other}")),
     }
 }
@@ -141,7 +142,17 @@ impl OrderService for LocalOrders {
         )
         .map_err(OrderError::Invalid)?;
         if let Err(e) = self.products.reserve(ReservationId(id.0), lines).await {
-            self.run(move |s, c| s.discard(c, id)).await?;
+            // A definite "no" means nothing was reserved: the order never existed. Any other
+            // failure (the product service unreachable, a lost answer) may have reserved: the
+            // order stays `reserving`, and the expiry sweep cancels it, which releases
+            // whatever was held.
+            let definite = matches!(
+                e,
+                ProductError::InsufficientStock { .. } | ProductError::NotFound(_)
+            );
+            if definite {
+                self.run(move |s, c| s.discard(c, id)).await?;
+            }
             return Err(match e {
                 ProductError::InsufficientStock {
                     product_id,

@@ -1,23 +1,25 @@
 //! HTTP handlers of the product module, mounted under `/api/v1`. Reads are public; writes
-//! need the `admin` role. Each handler parses its input into domain values, calls the
+//! need the `admin` role; the inventory commands (`/reservations`) need `service` (a
+//! neighbour module in a split deployment) or `admin`. Each handler parses its input into domain values, calls the
 //! [`ProductService`] and shapes the response; no rule lives here.
 
 use actix_web::{HttpResponse, delete, get, http::StatusCode, patch, post, put, web};
 use kernel::{
-    auth::{AdminOnly, Authorized},
+    auth::{AdminOnly, AllowedRoles, Authorized, Role},
     error::ApiError,
     http::{
         IfMatch, Json, Query,
         docs::{
             AuthProblems, BodyProblems, ConflictProblem, NotFoundProblem, PreconditionProblem,
-            ValidationProblem,
+            UnavailableProblem, ValidationProblem,
         },
         json_with_etag, with_location,
     },
 };
 use product_api::{
     NewProduct, Product, ProductChanges, ProductId, ProductInput, ProductListParams, ProductPage,
-    ProductPatch, ProductQuery, ProductService,
+    ProductPatch, ProductQuery, ProductService, Reservation, ReservationId, ReservationInput,
+    ReservationLines,
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -30,7 +32,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_product)
         .service(replace_product)
         .service(patch_product)
-        .service(delete_product);
+        .service(delete_product)
+        .service(reserve_stock)
+        .service(release_reservation)
+        .service(commit_reservation);
+}
+
+/// Neighbour modules (`service` tokens) and admins: the inventory commands.
+#[derive(Debug)]
+pub struct InventoryClerks;
+
+impl AllowedRoles for InventoryClerks {
+    const ROLES: &'static [Role] = &[Role::Service, Role::Admin];
 }
 
 type Products = web::Data<dyn ProductService>;
@@ -209,4 +222,93 @@ async fn delete_product(
 ) -> Result<HttpResponse, ApiError> {
     products.delete(id.into_inner(), if_match).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reserve stock.
+///
+/// Holds every line or none. Idempotent by reservation id: the same id with the same lines
+/// returns the existing reservation (201 again) and reserves nothing more; the same id with
+/// other lines is a 409. A short product is a 409 naming it, an unknown one a 404.
+/// For the order module of a split deployment (role `service`) and admins.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "reserve_stock",
+    request_body = ReservationInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first response is replayed for 24 h")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Reserved (or already reserved with these lines)", body = Reservation,
+            headers(("Location" = String))),
+        BodyProblems,
+        AuthProblems,
+        NotFoundProblem,
+        ConflictProblem,
+        ValidationProblem,
+        UnavailableProblem,
+    )
+)]
+#[post("/reservations")]
+async fn reserve_stock(
+    _clerk: Authorized<InventoryClerks>,
+    products: Products,
+    body: Json<ReservationInput>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner();
+    let lines = ReservationLines::parse(input.lines).map_err(ApiError::validation)?;
+    let reservation = products.reserve(input.id, lines).await?;
+    Ok(with_location(
+        HttpResponse::Created().json(&reservation),
+        format!("/api/v1/reservations/{}", reservation.id),
+    ))
+}
+
+/// Release a reservation.
+///
+/// Returns its units to `available` (units of a committed reservation come back into
+/// `stock`). Idempotent. For role `service` and admins.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "release_reservation",
+    params(("id" = ReservationId, Path, description = "Reservation id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Released", body = Reservation),
+        AuthProblems,
+        NotFoundProblem,
+        UnavailableProblem,
+    )
+)]
+#[post("/reservations/{id}/release")]
+async fn release_reservation(
+    _clerk: Authorized<InventoryClerks>,
+    products: Products,
+    id: web::Path<ReservationId>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(products.release(id.into_inner()).await?))
+}
+
+/// Commit a reservation.
+///
+/// Takes the reserved units out of `stock` (the goods leave). Idempotent; a released
+/// reservation answers 409. For role `service` and admins.
+#[utoipa::path(
+    tag = TAG,
+    operation_id = "commit_reservation",
+    params(("id" = ReservationId, Path, description = "Reservation id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Committed", body = Reservation),
+        AuthProblems,
+        NotFoundProblem,
+        ConflictProblem,
+        UnavailableProblem,
+    )
+)]
+#[post("/reservations/{id}/commit")]
+async fn commit_reservation(
+    _clerk: Authorized<InventoryClerks>,
+    products: Products,
+    id: web::Path<ReservationId>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(products.commit(id.into_inner()).await?))
 }

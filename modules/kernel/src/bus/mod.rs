@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod nats;
 pub mod relay;
 pub(crate) mod schema;
 

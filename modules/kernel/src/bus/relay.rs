@@ -228,14 +228,7 @@ impl Bus {
             subscriber = subscriber_name,
         );
         let _entered = span.enter();
-        // One statement: records the event as handled unless it already was.
-        let first_time = diesel::sql_query(placeholders(conn, INBOX_INSERT))
-            .bind::<Text, _>(subscriber_name)
-            .bind::<Text, _>(envelope.id.to_string())
-            .bind::<Timestamp, _>(crate::time::now())
-            .execute(conn)
-            .context("write inbox")?
-            == 1;
+        let first_time = record_in_inbox(conn, subscriber_name, envelope)?;
         let mut published = 0;
         if first_time {
             let mut tx = Tx {
@@ -321,7 +314,7 @@ impl Bus {
 struct LeaseLost;
 
 /// `base · 2^(attempt-1)`, capped, with jitter in [½, 1] of that so retries spread out.
-fn backoff(base_ms: u64, max_ms: u64, attempt: i32) -> chrono::Duration {
+pub(crate) fn backoff(base_ms: u64, max_ms: u64, attempt: i32) -> chrono::Duration {
     let exp = u32::try_from(attempt.saturating_sub(1))
         .unwrap_or(0)
         .min(30);
@@ -338,6 +331,22 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+/// Records `envelope` as handled by `subscriber`; `false` when it already was. One statement,
+/// so concurrent deliveries of the same event cannot both see "first time".
+pub(crate) fn record_in_inbox(
+    conn: &mut DbConnection,
+    subscriber: &str,
+    envelope: &Envelope,
+) -> anyhow::Result<bool> {
+    Ok(diesel::sql_query(placeholders(conn, INBOX_INSERT))
+        .bind::<Text, _>(subscriber)
+        .bind::<Text, _>(envelope.id.to_string())
+        .bind::<Timestamp, _>(crate::time::now())
+        .execute(conn)
+        .context("write inbox")?
+        == 1)
 }
 
 const INBOX_INSERT: &str = "INSERT INTO bus_inbox (subscriber, event_id, handled_at) \

@@ -73,14 +73,25 @@ pub async fn request_context(
         method = %req.method(),
         path = %req.path(),
         request_id = %request_id.0,
+        traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or(""),
     );
     // No clone of the request may be held here: routing needs it unshared.
     let started = Instant::now();
 
-    let outcome = AssertUnwindSafe(next.call(req))
-        .catch_unwind()
-        .instrument(span.clone())
-        .await;
+    // Calls this request makes to other services carry its id and trace.
+    #[cfg(feature = "client")]
+    let context = crate::client::CallContext {
+        request_id: Some(request_id.0.clone()),
+        traceparent: req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let call = AssertUnwindSafe(next.call(req)).catch_unwind();
+    #[cfg(feature = "client")]
+    let call = context.scope(call);
+    let outcome = call.instrument(span.clone()).await;
     let mut res = match outcome {
         Ok(Ok(res)) => res.map_into_boxed_body(),
         Ok(Err(err)) => return Err(err),

@@ -1,6 +1,8 @@
 //! The order module's contract: [`OrderService`], its request and response types,
 //! [`OrderError`] and the order events.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod events;
 
 use std::fmt;

@@ -2,6 +2,8 @@
 //! request and response types, and [`ProductError`]. Nothing here touches a database, so an
 //! HTTP client can implement the same trait in a split deployment.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod events;
 mod model;
 
@@ -121,6 +123,10 @@ pub enum ProductError {
     },
     #[error("invalid product input")]
     Invalid(Vec<FieldError>),
+    /// The product service cannot be reached (split deployment: the neighbour is down, or
+    /// the client's circuit breaker is open).
+    #[error("the product service is unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -137,6 +143,7 @@ impl From<ProductError> for ApiError {
             | ProductError::ReservationConflict(_)
             | ProductError::ReservationClosed { .. } => ErrorKind::Conflict,
             ProductError::Invalid(_) => ErrorKind::Validation,
+            ProductError::Unavailable(_) => ErrorKind::ServiceUnavailable,
             ProductError::Unexpected(_) => ErrorKind::Internal,
         };
         match err {

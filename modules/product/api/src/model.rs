@@ -491,6 +491,17 @@ pub struct ReservationLine {
     pub quantity: i64,
 }
 
+/// Body of `POST /reservations`: hold every line or none, for reservation `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationInput {
+    /// The reservation's id (order uses the order id). Reserving again with the same id and
+    /// lines returns the existing reservation.
+    pub id: ReservationId,
+    /// What to hold; a product listed twice is one line with the quantities summed.
+    pub lines: Vec<ReservationLine>,
+}
+
 /// Valid reservation lines: not empty, positive quantities, one line per product (repeated
 /// products are summed), ordered by product id so concurrent reservations lock rows in the
 /// same order.
