@@ -310,4 +310,9 @@ async fn three_services_place_pay_and_commit_over_http_and_nats() {
     })
     .await;
     drop((order, payment, product));
+    // Leave the shared NATS server as it was.
+    let stream = kernel::bus::nats::Nats::connect(&nats, &prefix, Duration::from_secs(3))
+        .await
+        .unwrap();
+    stream.delete_stream().await.unwrap();
 }
