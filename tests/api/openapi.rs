@@ -170,3 +170,71 @@ async fn swagger_ui_and_the_spec_are_served() {
     assert_eq!(redirect.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(redirect.headers()["location"], "/swagger-ui/");
 }
+
+/// Every operation the spec declares secured refuses a request without a token, or with a
+/// token signed by another secret, with a 401 problem — before looking at the body or the
+/// path parameters — so a new route cannot be left open by mistake.
+#[tokio::test]
+async fn every_secured_operation_refuses_missing_and_forged_tokens() {
+    use kernel::{
+        auth::{JwtKeys, Role},
+        config::AuthSettings,
+    };
+    let app = TestApp::spawn(kernel::db::Backend::Sqlite).await.unwrap();
+    let forged = JwtKeys::new(&AuthSettings {
+        jwt_secret: "not-the-server-secret".into(),
+        issuer: app.settings.auth.issuer.clone(),
+        token_ttl_secs: 60,
+    })
+    .issue("mallory", Role::Admin, None)
+    .unwrap();
+    let spec: Value = serde_json::to_value(tessera::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        // Any syntactically valid id will do: authentication comes first.
+        let concrete = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    uuid::Uuid::now_v7().to_string()
+                } else {
+                    segment.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, op) in item.as_object().unwrap() {
+            let secured = op
+                .get("security")
+                .is_some_and(|s| s.to_string().contains("bearer"));
+            if !secured {
+                continue;
+            }
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            for token in [None, Some(forged.as_str())] {
+                let mut request = app
+                    .client
+                    .request(method.clone(), app.url(&concrete))
+                    .header("content-type", "application/json")
+                    .body("{}");
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {path} with {}",
+                    if token.is_some() {
+                        "a forged token"
+                    } else {
+                        "no token"
+                    }
+                );
+                crate::helpers::problem(response, StatusCode::UNAUTHORIZED).await;
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} secured operations found");
+}
