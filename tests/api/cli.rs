@@ -347,3 +347,72 @@ fn card_numbers_never_reach_the_logs() {
         assert!(!log.contains(secret), "{secret} leaked into the logs");
     }
 }
+
+/// SIGTERM stops accepting, lets the request in flight finish, stops the relay and jobs, and
+/// exits 0.
+#[test]
+fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tessera(dir.path())
+        .env("TESSERA__SERVER__PORT", "0")
+        .env("TESSERA__LOG__FILTER", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut host = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            let url = line[i + "listening on http://".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            host = Some(url.to_owned());
+            break;
+        }
+    }
+    let host = host.expect("the server printed its address");
+    let keys = JwtKeys::new(&Settings::defaults(AppEnv::Development).unwrap().auth);
+    let token = keys.issue("ops", Role::Admin, None).unwrap();
+    let body =
+        r#"{"sku":"DRAIN-1","name":"Drained","price":{"amount":100,"currency":"EUR"},"stock":1}"#;
+    let (first, rest) = body.split_at(20);
+
+    // A request whose body is still arriving when the signal comes.
+    let mut stream = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        stream,
+        "POST /api/v1/products HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(rest.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert!(status.success(), "exit status {status:?}: {log}");
+    assert!(log.contains("event relay stopped"), "{log}");
+}
