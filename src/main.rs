@@ -28,6 +28,8 @@ enum Command {
     Events,
     /// Print the module map (Markdown with a Mermaid flowchart), as in docs/modules.md.
     Modules,
+    /// Check configuration, database, migrations and NATS, and say what is wrong.
+    Doctor,
     /// Print a signed JWT for the configured secret, and nothing else.
     Token {
         /// Subject (user or service name).
@@ -64,6 +66,20 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Events => {
             print!("{}", tessera::asyncapi_json()?);
             Ok(())
+        }
+        Command::Doctor => {
+            let settings = Settings::load()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let (report, healthy) = runtime.block_on(tessera::doctor(&settings));
+            print!("{report}");
+            if healthy {
+                Ok(())
+            } else {
+                anyhow::bail!("some checks failed (see above)")
+            }
         }
         Command::Modules => {
             print!("{}", tessera::module_map_markdown());

@@ -416,3 +416,40 @@ fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
     assert!(status.success(), "exit status {status:?}: {log}");
     assert!(log.contains("event relay stopped"), "{log}");
 }
+
+#[test]
+fn doctor_says_what_is_wrong_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = tessera(dir.path()).arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&fresh.stdout).into_owned();
+    assert_eq!(fresh.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  migrations") && text.contains("tessera migrate"),
+        "{text}"
+    );
+
+    assert!(
+        tessera(dir.path())
+            .arg("migrate")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let healthy = tessera(dir.path()).arg("doctor").output().unwrap();
+    let text = String::from_utf8_lossy(&healthy.stdout).into_owned();
+    assert!(healthy.status.success(), "{text}");
+    assert!(
+        text.contains("migrations: all applied") && !text.contains("FAIL"),
+        "{text}"
+    );
+
+    let no_nats = tessera(dir.path())
+        .env("TESSERA__BUS__NATS_URL", "nats://127.0.0.1:1")
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&no_nats.stdout).into_owned();
+    assert_eq!(no_nats.status.code(), Some(1));
+    assert!(text.contains("FAIL  NATS"), "{text}");
+}

@@ -287,6 +287,28 @@ impl Db {
         Ok(applied)
     }
 
+    /// The versions of the given modules' migrations not applied yet (for `tessera doctor`).
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn pending_migrations(&self, sets: &[Migrations]) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.get()?;
+        let mut pending = Vec::new();
+        for set in sets {
+            let names = match &mut *conn {
+                DbConnection::Sqlite(c) => c
+                    .pending_migrations(Embedded(set.sqlite))
+                    .map(|v| v.iter().map(|m| m.name().to_string()).collect::<Vec<_>>()),
+                DbConnection::Postgresql(c) => c
+                    .pending_migrations(Embedded(set.postgres))
+                    .map(|v| v.iter().map(|m| m.name().to_string()).collect::<Vec<_>>()),
+            }
+            .map_err(|e| anyhow!("cannot read the migrations of module {}: {e}", set.module))?;
+            pending.extend(names.into_iter().map(|n| format!("{}: {n}", set.module)));
+        }
+        Ok(pending)
+    }
+
     /// Runs blocking database work on tokio's blocking pool, inside the caller's span.
     ///
     /// # Errors
