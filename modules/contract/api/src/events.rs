@@ -4,7 +4,7 @@
 //! `contract.executed` carries ids, the sequence number and the ledger hash only: inputs,
 //! outputs and state stay in the ledger, readable through the API by the parties.
 
-use kernel::bus::{Event, catalog::EventDoc};
+use kernel::bus::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,33 +47,26 @@ pub struct ContractTerminated {
     pub executions: i64,
 }
 
-macro_rules! event {
-    ($ty:ty, $name:literal, $summary:literal) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "contract";
-            const SUMMARY: &'static str = $summary;
-            fn subject(&self) -> String {
-                self.contract_id.to_string()
-            }
-        }
-    };
-}
-
-event!(
+kernel::event!(
     ContractDeployed,
     "contract.deployed",
-    "A contract was deployed; its code is frozen."
+    "contract",
+    "A contract was deployed; its code is frozen.",
+    |e| e.contract_id
 );
-event!(
+kernel::event!(
     ContractExecuted,
     "contract.executed",
-    "A contract ran and its ledger grew by one entry."
+    "contract",
+    "A contract ran and its ledger grew by one entry.",
+    |e| e.contract_id
 );
-event!(
+kernel::event!(
     ContractTerminated,
     "contract.terminated",
-    "A contract was terminated and runs no more."
+    "contract",
+    "A contract was terminated and runs no more.",
+    |e| e.contract_id
 );
 
 /// Every event type the contract module publishes, for the event catalog.

@@ -65,6 +65,24 @@ pub trait Event: Serialize + DeserializeOwned + ToSchema + Send + Sync + 'static
     fn subject(&self) -> String;
 }
 
+/// Implements [`Event`] for an event type:
+/// `kernel::event!(OrderPaid, "order.paid", "order", "An order was paid.", |e| e.order_id);`
+/// — type name, producing module, catalog summary, and the subject (the aggregate's id).
+#[macro_export]
+macro_rules! event {
+    ($ty:ty, $name:literal, $source:literal, $summary:literal, |$e:ident| $subject:expr) => {
+        impl $crate::bus::Event for $ty {
+            const TYPE: &'static str = $name;
+            const SOURCE: &'static str = $source;
+            const SUMMARY: &'static str = $summary;
+            fn subject(&self) -> String {
+                let $e = self;
+                $subject.to_string()
+            }
+        }
+    };
+}
+
 /// The CloudEvents-style JSON envelope every event travels in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Envelope {

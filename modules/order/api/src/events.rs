@@ -1,9 +1,6 @@
 //! Events the order module publishes; the subject is the order id.
 
-use kernel::{
-    bus::{Event, catalog::EventDoc},
-    money::Money,
-};
+use kernel::{bus::catalog::EventDoc, money::Money};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -49,40 +46,41 @@ pub struct OrderDelivered {
     pub order_id: OrderId,
 }
 
-macro_rules! event {
-    ($ty:ty, $name:literal, $summary:literal) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "order";
-            const SUMMARY: &'static str = $summary;
-            fn subject(&self) -> String {
-                self.order_id.to_string()
-            }
-        }
-    };
-}
-
-event!(
+kernel::event!(
     OrderPlaced,
     "order.placed",
-    "An order was placed and its stock reserved."
+    "order",
+    "An order was placed and its stock reserved.",
+    |e| e.order_id
 );
-event!(
+kernel::event!(
     OrderPaid,
     "order.paid",
-    "An order was paid; its stock is to be committed."
+    "order",
+    "An order was paid; its stock is to be committed.",
+    |e| e.order_id
 );
-event!(
+kernel::event!(
     OrderCancelled,
     "order.cancelled",
-    "An order was cancelled; stock to release, payment to refund."
+    "order",
+    "An order was cancelled; stock to release, payment to refund.",
+    |e| e.order_id
 );
-event!(
+kernel::event!(
     OrderShipped,
     "order.shipped",
-    "An order was handed to the carrier."
+    "order",
+    "An order was handed to the carrier.",
+    |e| e.order_id
 );
-event!(OrderDelivered, "order.delivered", "An order arrived.");
+kernel::event!(
+    OrderDelivered,
+    "order.delivered",
+    "order",
+    "An order arrived.",
+    |e| e.order_id
+);
 
 /// Every event type the order module publishes, for the event catalog.
 pub fn catalog() -> Vec<EventDoc> {

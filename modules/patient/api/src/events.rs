@@ -2,7 +2,7 @@
 //! codes and statuses only, never names, contact details, dates of birth or free text: the
 //! outbox is not encrypted and events travel to other services.
 
-use kernel::bus::{Event, catalog::EventDoc};
+use kernel::bus::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -52,38 +52,33 @@ pub struct TreatmentPlanned {
     pub status: TreatmentStatus,
 }
 
-macro_rules! event {
-    ($ty:ty, $name:literal, $summary:literal) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "patient";
-            const SUMMARY: &'static str = $summary;
-            fn subject(&self) -> String {
-                self.patient_id.to_string()
-            }
-        }
-    };
-}
-
-event!(
+kernel::event!(
     PatientRegistered,
     "patient.registered",
-    "A patient was registered (ids only, no personal data)."
+    "patient",
+    "A patient was registered (ids only, no personal data).",
+    |e| e.patient_id
 );
-event!(
+kernel::event!(
     PatientUpdated,
     "patient.updated",
-    "A patient's record changed or was deleted (ids only, no personal data)."
+    "patient",
+    "A patient's record changed or was deleted (ids only, no personal data).",
+    |e| e.patient_id
 );
-event!(
+kernel::event!(
     DiagnosisRecorded,
     "diagnosis.recorded",
-    "A diagnosis was recorded for a patient (ids and ICD-10 code only)."
+    "patient",
+    "A diagnosis was recorded for a patient (ids and ICD-10 code only).",
+    |e| e.patient_id
 );
-event!(
+kernel::event!(
     TreatmentPlanned,
     "treatment.planned",
-    "A treatment was planned for a patient (ids and status only)."
+    "patient",
+    "A treatment was planned for a patient (ids and status only).",
+    |e| e.patient_id
 );
 
 /// Every event type the patient module publishes, for the event catalog.

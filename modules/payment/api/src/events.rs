@@ -1,10 +1,7 @@
 //! Events the payment module publishes; the subject is the order id, so a payment's events
 //! and its order's events keep one order.
 
-use kernel::{
-    bus::{Event, catalog::EventDoc},
-    money::Money,
-};
+use kernel::{bus::catalog::EventDoc, money::Money};
 use order_api::OrderId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,33 +43,26 @@ pub struct PaymentRefunded {
     pub full: bool,
 }
 
-macro_rules! event {
-    ($ty:ty, $name:literal, $summary:literal) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "payment";
-            const SUMMARY: &'static str = $summary;
-            fn subject(&self) -> String {
-                self.order_id.to_string()
-            }
-        }
-    };
-}
-
-event!(
+kernel::event!(
     PaymentSucceeded,
     "payment.succeeded",
-    "A payment captured the order's total."
+    "payment",
+    "A payment captured the order's total.",
+    |e| e.order_id
 );
-event!(
+kernel::event!(
     PaymentFailed,
     "payment.failed",
-    "The gateway declined a payment."
+    "payment",
+    "The gateway declined a payment.",
+    |e| e.order_id
 );
-event!(
+kernel::event!(
     PaymentRefunded,
     "payment.refunded",
-    "A payment was refunded, in part or in full."
+    "payment",
+    "A payment was refunded, in part or in full.",
+    |e| e.order_id
 );
 
 /// Every event type the payment module publishes, for the event catalog.

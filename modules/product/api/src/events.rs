@@ -1,7 +1,7 @@
 //! Events the product module publishes. Subjects: the product id for `product.*`, the
 //! reservation id for `inventory.*`.
 
-use kernel::bus::{Event, catalog::EventDoc};
+use kernel::bus::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -70,59 +70,52 @@ pub struct InventoryCommitted {
     pub lines: Vec<ReservationLine>,
 }
 
-macro_rules! event {
-    ($ty:ty, $name:literal, $summary:literal, |$e:ident| $subject:expr) => {
-        impl Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = "product";
-            const SUMMARY: &'static str = $summary;
-            fn subject(&self) -> String {
-                let $e = self;
-                $subject.to_string()
-            }
-        }
-    };
-}
-
-event!(
+kernel::event!(
     ProductCreated,
     "product.created",
+    "product",
     "A product was added to the catalog.",
     |e| e.product.id
 );
-event!(
+kernel::event!(
     ProductUpdated,
     "product.updated",
+    "product",
     "A product's fields or stock changed.",
     |e| e.product.id
 );
-event!(
+kernel::event!(
     ProductDeleted,
     "product.deleted",
+    "product",
     "A product was removed from the catalog.",
     |e| e.product_id
 );
-event!(
+kernel::event!(
     StockLow,
     "product.stock_low",
+    "product",
     "Available stock fell to or below the threshold.",
     |e| e.product_id
 );
-event!(
+kernel::event!(
     InventoryReserved,
     "inventory.reserved",
+    "product",
     "Stock was reserved for an order.",
     |e| e.reservation_id
 );
-event!(
+kernel::event!(
     InventoryReleased,
     "inventory.released",
+    "product",
     "A reservation was released.",
     |e| e.reservation_id
 );
-event!(
+kernel::event!(
     InventoryCommitted,
     "inventory.committed",
+    "product",
     "A reservation's stock left the warehouse.",
     |e| e.reservation_id
 );
