@@ -6,9 +6,9 @@ use kernel::{
     auth::{AdminOnly, AllowedRoles, Authorized, Role},
     error::{ApiError, FieldError},
     http::{
-        Json, Query, cursor,
+        Json, Query,
         docs::{AuthProblems, BodyProblems, ConflictProblem, NotFoundProblem, ValidationProblem},
-        page_limit,
+        page_params,
     },
 };
 use order_api::{
@@ -100,23 +100,15 @@ async fn list_orders(
     params: Query<OrderListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
-    let mut errors = Vec::new();
-    let limit = page_limit(params.limit).map_err(|e| errors.push(e)).ok();
-    let before = params
-        .cursor
-        .as_deref()
-        .map(cursor::decode::<OrderId>)
-        .transpose()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
+    let page = page_params::<OrderId>(params.limit, params.cursor.as_deref());
+    let mut errors = page.as_ref().err().cloned().unwrap_or_default();
     if params.customer.as_ref().is_some_and(|c| c.len() > 200) {
         errors.push(FieldError::new(
             "customer",
             "must be at most 200 characters",
         ));
     }
-    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
+    let Some((limit, before)) = page.ok().filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
     let query = OrderQuery {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use kernel::{
     auth::{Principal, Role},
     error::{ApiError, ErrorKind, FieldError},
-    http::{cursor, page_limit},
+    http::{cursor, page_params},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -287,23 +287,12 @@ impl TryFrom<ContractListParams> for ContractQuery {
     type Error = Vec<FieldError>;
 
     fn try_from(p: ContractListParams) -> Result<Self, Self::Error> {
-        let mut errors = Vec::new();
-        let limit = page_limit(p.limit).map_err(|e| errors.push(e)).ok();
-        let before = p
-            .cursor
-            .map(|c| cursor::decode::<ContractId>(&c))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        match limit {
-            Some(limit) if errors.is_empty() => Ok(Self {
-                status: p.status,
-                limit,
-                before,
-            }),
-            _ => Err(errors),
-        }
+        let (limit, before) = page_params(p.limit, p.cursor.as_deref())?;
+        Ok(Self {
+            status: p.status,
+            limit,
+            before,
+        })
     }
 }
 
@@ -346,19 +335,8 @@ impl TryFrom<ExecutionListParams> for ExecutionQuery {
     type Error = Vec<FieldError>;
 
     fn try_from(p: ExecutionListParams) -> Result<Self, Self::Error> {
-        let mut errors = Vec::new();
-        let limit = page_limit(p.limit).map_err(|e| errors.push(e)).ok();
-        let after_seq = p
-            .cursor
-            .map(|c| cursor::decode::<i64>(&c))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        match limit {
-            Some(limit) if errors.is_empty() => Ok(Self { limit, after_seq }),
-            _ => Err(errors),
-        }
+        let (limit, after_seq) = page_params(p.limit, p.cursor.as_deref())?;
+        Ok(Self { limit, after_seq })
     }
 }
 

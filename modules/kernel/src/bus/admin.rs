@@ -25,7 +25,7 @@ use crate::{
     http::{
         Query, cursor,
         docs::{AuthProblems, NotFoundProblem, ValidationProblem},
-        page_limit,
+        page_params,
     },
 };
 
@@ -150,13 +150,8 @@ async fn list_events(
     params: Query<EventListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
-    let limit = page_limit(params.limit).map_err(|e| ApiError::validation(vec![e]))?;
-    let before = params
-        .cursor
-        .as_deref()
-        .map(cursor::decode::<i64>)
-        .transpose()
-        .map_err(|e| ApiError::validation(vec![e]))?;
+    let (limit, before) =
+        page_params::<i64>(params.limit, params.cursor.as_deref()).map_err(ApiError::validation)?;
     if params.kind.as_ref().is_some_and(|k| k.len() > 200) {
         return Err(ApiError::validation(vec![FieldError::new(
             "type",

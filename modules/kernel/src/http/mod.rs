@@ -74,6 +74,23 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, FieldError> {
     }
 }
 
+/// A checked `limit` and `cursor` pair: the page size and the decoded position the page starts
+/// after. Both are checked, so one 422 names both when both are wrong.
+///
+/// # Errors
+/// Field errors for `limit` and/or `cursor`.
+pub fn page_params<C: DeserializeOwned>(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<(u32, Option<C>), Vec<FieldError>> {
+    let limit = page_limit(limit);
+    let position = cursor.map(cursor::decode::<C>).transpose();
+    match (limit, position) {
+        (Ok(limit), Ok(position)) => Ok((limit, position)),
+        (limit, position) => Err(limit.err().into_iter().chain(position.err()).collect()),
+    }
+}
+
 /// Opaque cursors: URL-safe base64 of a small JSON value (the position after the last item).
 pub mod cursor {
     use super::*;
@@ -216,6 +233,16 @@ mod tests {
         let err = parse_query::<Q>("lmit=1").unwrap_err();
         assert_eq!(err.errors()[0].field, "lmit");
         assert!(parse_query::<Q>("limit=5&q=a%20b").is_ok());
+    }
+
+    #[test]
+    fn page_params_report_both_fields() {
+        assert_eq!(page_params::<i64>(None, None).unwrap(), (20, None));
+        let c = cursor::encode(&7_i64);
+        assert_eq!(page_params::<i64>(Some(5), Some(&c)).unwrap(), (5, Some(7)));
+        let errors = page_params::<i64>(Some(0), Some("%%")).unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["limit", "cursor"]);
     }
 
     #[test]

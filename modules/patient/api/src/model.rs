@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use kernel::{
     error::FieldError,
-    http::{cursor, page_limit},
+    http::{cursor, page_params},
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -747,15 +747,10 @@ impl TryFrom<PatientListParams> for PatientQuery {
             .family
             .as_deref()
             .and_then(|s| f.check("family", FamilyName::parse(s)));
-        let limit = f.check("limit", page_limit(p.limit).map_err(|e| e.message));
-        let before = p
-            .cursor
-            .map(|c| cursor::decode::<PatientId>(&c))
-            .transpose()
-            .map_err(|e| f.0.push(e))
-            .ok()
-            .flatten();
-        let value = limit.map(|limit| Self {
+        let page = page_params(p.limit, p.cursor.as_deref())
+            .map_err(|errors| f.0.extend(errors))
+            .ok();
+        let value = page.map(|(limit, before)| Self {
             identifier,
             family,
             limit,
@@ -804,19 +799,8 @@ impl TryFrom<PageParams> for PageQuery {
     type Error = Vec<FieldError>;
 
     fn try_from(p: PageParams) -> Result<Self, Self::Error> {
-        let mut errors = Vec::new();
-        let limit = page_limit(p.limit).map_err(|e| errors.push(e)).ok();
-        let before = p
-            .cursor
-            .map(|c| cursor::decode::<uuid::Uuid>(&c))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        match limit {
-            Some(limit) if errors.is_empty() => Ok(Self { limit, before }),
-            _ => Err(errors),
-        }
+        let (limit, before) = page_params(p.limit, p.cursor.as_deref())?;
+        Ok(Self { limit, before })
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use kernel::{
     auth::Principal,
     error::{ApiError, ErrorKind, FieldError},
-    http::{cursor, page_limit},
+    http::{cursor, page_params},
     money::Money,
 };
 use order_api::OrderId;
@@ -168,23 +168,12 @@ impl TryFrom<PaymentListParams> for PaymentQuery {
     type Error = Vec<FieldError>;
 
     fn try_from(p: PaymentListParams) -> Result<Self, Self::Error> {
-        let mut errors = Vec::new();
-        let limit = page_limit(p.limit).map_err(|e| errors.push(e)).ok();
-        let before = p
-            .cursor
-            .map(|c| cursor::decode::<PaymentId>(&c))
-            .transpose()
-            .map_err(|e| errors.push(e))
-            .ok()
-            .flatten();
-        match limit {
-            Some(limit) if errors.is_empty() => Ok(Self {
-                order_id: p.order_id,
-                limit,
-                before,
-            }),
-            _ => Err(errors),
-        }
+        let (limit, before) = page_params(p.limit, p.cursor.as_deref())?;
+        Ok(Self {
+            order_id: p.order_id,
+            limit,
+            before,
+        })
     }
 }
 
