@@ -59,6 +59,13 @@ fn free_port() -> u16 {
 struct Service {
     child: Child,
     base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Service {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 impl Drop for Service {
@@ -83,11 +90,16 @@ fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
     let mut child = cmd.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("listening on http://") {
                 let _ = tx.send(());
             }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
         }
     });
     rx.recv_timeout(Duration::from_secs(30))
@@ -95,6 +107,7 @@ fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
     Service {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        log,
     }
 }
 
@@ -158,6 +171,28 @@ async fn three_services_place_pay_and_commit_over_http_and_nats() {
     let order = start(&bins[1], dirs[1].path(), order_port, &order_env);
     let payment = start(&bins[2], dirs[2].path(), payment_port, &payment_env);
 
+    // A single-module build documents only its own module (plus the kernel's operator API).
+    let spec: Value = reqwest::get(format!("{}/api-docs/openapi.json", product.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths: Vec<&String> = spec["paths"].as_object().unwrap().keys().collect();
+    let own = [
+        "/api/v1/products",
+        "/api/v1/reservations",
+        "/api/v1/admin/",
+        "/health/",
+    ];
+    assert!(paths.iter().any(|p| p.starts_with("/api/v1/products")));
+    assert!(
+        paths
+            .iter()
+            .all(|p| own.iter().any(|prefix| p.starts_with(prefix))),
+        "{paths:?}"
+    );
+
     // Each service migrated only its own tables (plus the kernel's), in its own database.
     let tables = |dir: &Path| {
         let mut bytes = std::fs::read(dir.join("data/tessera.db")).unwrap();
@@ -219,6 +254,12 @@ async fn three_services_place_pay_and_commit_over_http_and_nats() {
         .await
         .unwrap();
     assert_eq!(stock["reserved"], 3);
+    // One request is traceable across services: the product service logged the calls the
+    // order service made for it under the caller's trace id.
+    assert!(
+        product.log().contains("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "the trace id reached the product service's logs"
+    );
 
     // Pay on the payment service: it reads the order from the order service.
     let paid = call(Method::POST, format!("{}/api/v1/payments", payment.base), &alice)
