@@ -230,6 +230,13 @@ async fn customers_see_only_their_own_orders(app: TestApp) {
         "a customer's filter cannot widen the view"
     );
     assert!(
+        bobs["items"].as_array().unwrap().iter().all(|o| {
+            let lines = o["items"].as_array().unwrap();
+            lines.len() == 1 && lines[0]["product_id"] == p["id"] && o["total"]["amount"] == 100
+        }),
+        "listed orders carry their own lines: {bobs}"
+    );
+    assert!(
         bobs["items"]
             .as_array()
             .unwrap()

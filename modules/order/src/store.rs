@@ -223,16 +223,26 @@ impl Store {
             .load(conn)
             .context("list orders")?;
         let has_more = rows.len() > query.limit as usize;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().take(query.limit as usize) {
-            let lines = order_items::table
-                .filter(order_items::order_id.eq(&row.id))
-                .order_by(order_items::product_id)
-                .select(ItemRow::as_select())
-                .load(conn)
-                .context("load order items")?;
-            items.push(to_order(row, lines)?);
+        let rows: Vec<OrderRow> = rows.into_iter().take(query.limit as usize).collect();
+        // The page's lines in one query, not one per order.
+        let ids: Vec<&String> = rows.iter().map(|r| &r.id).collect();
+        let mut lines: std::collections::HashMap<String, Vec<ItemRow>> = Default::default();
+        for line in order_items::table
+            .filter(order_items::order_id.eq_any(ids))
+            .order_by((order_items::order_id, order_items::product_id))
+            .select(ItemRow::as_select())
+            .load::<ItemRow>(conn)
+            .context("load order items")?
+        {
+            lines.entry(line.order_id.clone()).or_default().push(line);
         }
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let own = lines.remove(&row.id).unwrap_or_default();
+                to_order(row, own)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let next = has_more
             .then(|| {
                 items
