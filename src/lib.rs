@@ -9,7 +9,7 @@ use actix_web::{
     App, HttpResponse, HttpServer,
     dev::Server,
     get,
-    middleware::{DefaultHeaders, from_fn},
+    middleware::{Condition, from_fn},
     web,
 };
 use anyhow::Context;
@@ -22,6 +22,7 @@ use kernel::{
     http::{
         JsonLimit,
         idempotency::{self, IdempotencyStore},
+        limits::{self, RateLimit},
         middleware,
     },
 };
@@ -187,9 +188,57 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .service(scope::scope("/api/v1").configure(api_v1))
         .service(live)
         .service(ready)
+        .service(kernel::metrics::scrape)
         .split_for_parts();
     api.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    edge_responses(&mut api);
     api
+}
+
+/// Responses any operation can give because of what sits in front of every handler: the rate
+/// limit (429) and the request timeout (503).
+fn edge_responses(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        ContentBuilder, Ref, ResponseBuilder, Type, header::HeaderBuilder, schema::ObjectBuilder,
+    };
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let too_many = ResponseBuilder::new()
+        .description("Too many requests from this client (see `http.rate_limit_*`)")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                .description(Some("Seconds to wait before retrying"))
+                .build(),
+        )
+        .content("application/problem+json", problem())
+        .build();
+    let timeout = ResponseBuilder::new()
+        .description("The request did not finish within `http.request_timeout_secs`")
+        .content("application/problem+json", problem())
+        .build();
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("429".into())
+                .or_insert_with(|| too_many.clone().into());
+            responses
+                .entry("503".into())
+                .or_insert_with(|| timeout.clone().into());
+        }
+    }
 }
 
 /// The spec as committed in `openapi/openapi.json`.
@@ -216,7 +265,7 @@ struct Health {
 }
 
 /// Liveness: the process is up and serving HTTP.
-#[utoipa::path(tag = "health", operation_id = "health_live",
+#[utoipa::path(tag = "health", operation_id = "health_live", security(()),
     responses((status = 200, description = "Alive", body = Health)))]
 #[get("/health/live")]
 async fn live() -> HttpResponse {
@@ -224,7 +273,7 @@ async fn live() -> HttpResponse {
 }
 
 /// Readiness: the database answers and the event relay is running.
-#[utoipa::path(tag = "health", operation_id = "health_ready",
+#[utoipa::path(tag = "health", operation_id = "health_ready", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "The database does not answer, or the event relay is not running", body = Problem, content_type = "application/problem+json"),
@@ -327,6 +376,22 @@ impl Application {
         }
         let idempotency = IdempotencyStore::new(db.clone(), settings.auth.jwt_secret.as_bytes())
             .excluding(modules.private_paths.clone());
+        kernel::metrics::install();
+        modules.jobs.push(Box::new(|stop| {
+            kernel::jobs::every(std::time::Duration::from_secs(5), stop, || async {
+                kernel::metrics::run_upkeep();
+            })
+        }));
+        let rate_limit = RateLimit::from_settings(&settings.http, &JwtKeys::new(&settings.auth))?;
+        if rate_limit.enabled() {
+            let rate_limit = rate_limit.clone();
+            modules.jobs.push(Box::new(move |stop| {
+                kernel::jobs::every(std::time::Duration::from_secs(60), stop, move || {
+                    rate_limit.forget_idle_clients();
+                    async {}
+                })
+            }));
+        }
         let purge = idempotency.clone();
         modules.jobs.push(Box::new(move |stop| {
             kernel::jobs::every(std::time::Duration::from_secs(3600), stop, move || {
@@ -347,7 +412,15 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let jobs = std::mem::take(&mut modules.jobs);
-        let server = Self::server(settings, db, &bus, idempotency, modules, listener)?;
+        let server = Self::server(
+            settings,
+            db,
+            &bus,
+            idempotency,
+            rate_limit,
+            modules,
+            listener,
+        )?;
         Ok(Self {
             port,
             server,
@@ -363,9 +436,13 @@ impl Application {
         db: Db,
         bus: &Bus,
         idempotency: IdempotencyStore,
+        rate_limit: RateLimit,
         modules: wiring::Wiring,
         listener: TcpListener,
     ) -> anyhow::Result<Server> {
+        let http = settings.http.clone();
+        let request_timeout = std::time::Duration::from_secs(http.request_timeout_secs.max(1));
+
         let spec = openapi();
         let keys = web::Data::new(JwtKeys::new(&settings.auth));
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
@@ -394,6 +471,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(bus_data.clone())
                 .app_data(idempotency.clone())
+                .app_data(web::PayloadConfig::new(http.json_limit_bytes))
                 .app_data(
                     web::PathConfig::default().error_handler(kernel::http::path_error_handler),
                 )
@@ -404,6 +482,7 @@ impl Application {
                 )
                 .service(live)
                 .service(ready)
+                .service(kernel::metrics::scrape)
                 .split_for_parts();
             #[cfg(feature = "product")]
             let app = with_data(app, &products);
@@ -424,11 +503,17 @@ impl Application {
                     .finish()
             }))
             .default_service(web::to(middleware::not_found))
-            .wrap(
-                DefaultHeaders::new()
-                    .add(("X-Content-Type-Options", "nosniff"))
-                    .add(("Referrer-Policy", "no-referrer")),
-            )
+            // Outermost last: every response, a 429 or a timeout included, gets the request
+            // id, the metrics, the security headers and CORS.
+            .wrap(from_fn(move |req, next| {
+                limits::timeout(request_timeout, req, next)
+            }))
+            .wrap(rate_limit.middleware())
+            .wrap(Condition::new(
+                !http.cors_origins.is_empty(),
+                limits::cors(&http.cors_origins),
+            ))
+            .wrap(limits::security_headers(http.hsts))
             .wrap(from_fn(middleware::request_context))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)

@@ -346,6 +346,29 @@ fn card_numbers_never_reach_the_logs() {
     for secret in ["4242424242424242", "4000000000000002", "9731"] {
         assert!(!log.contains(secret), "{secret} leaked into the logs");
     }
+    // JSON logs: one object per line; a line logged inside a module call carries the
+    // request id of the request it served.
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let in_module_call = lines
+        .iter()
+        .find(|line| {
+            line["span"]["name"]
+                .as_str()
+                .is_some_and(|name| name.starts_with("payment.") || name.starts_with("order."))
+        })
+        .unwrap_or_else(|| panic!("no line was logged inside a module call:\n{log}"));
+    assert!(
+        in_module_call["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|span| span["request_id"].is_string()),
+        "{in_module_call}"
+    );
 }
 
 /// SIGTERM stops accepting, lets the request in flight finish, stops the relay and jobs, and

@@ -40,6 +40,8 @@ impl TestApp {
         settings.server.port = 0;
         settings.server.workers = 2;
         settings.server.shutdown_timeout_secs = 1;
+        // Tests fire hundreds of requests from one address; the rate-limit tests turn it on.
+        settings.http.rate_limit_per_second = 0;
         settings.database = db.settings();
         adjust(&mut settings);
         let app = tessera::Application::build_with(&settings, subscribers)

@@ -11,6 +11,8 @@ mod contracts;
 mod errors;
 mod events;
 mod health;
+mod limits;
+mod metrics;
 mod module_map;
 mod openapi;
 mod orders;

@@ -35,10 +35,40 @@ const PUBLIC: &[&str] = &[
     "get_product",
     "health_live",
     "health_ready",
+    "metrics",
 ];
 
+const ROLES: &[&str] = &["admin", "clinician", "customer", "service"];
+
+/// The roles an operation declares (`security: [{"bearer": [roles…]}]`), or `None` when it
+/// is explicitly public (`security: [{}]`). Panics when an operation declares neither.
+fn declared_roles(method: &str, path: &str, op: &Value) -> Option<Vec<String>> {
+    let security = op["security"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{method} {path} declares no security at all"));
+    assert_eq!(security.len(), 1, "{method} {path}: one requirement");
+    let requirement = security[0].as_object().unwrap();
+    if requirement.is_empty() {
+        return None;
+    }
+    let roles: Vec<String> = requirement["bearer"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{method} {path}: only the bearer scheme is known"))
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    assert!(!roles.is_empty(), "{method} {path} lists no role");
+    for role in &roles {
+        assert!(
+            ROLES.contains(&role.as_str()),
+            "{method} {path}: unknown role {role}"
+        );
+    }
+    Some(roles)
+}
+
 #[test]
-fn operations_declare_bearer_security_unless_public() {
+fn every_operation_declares_public_or_the_roles_it_needs() {
     let spec: Value = serde_json::to_value(tessera::openapi()).unwrap();
     assert_eq!(
         spec["openapi"].as_str().unwrap().split('.').next(),
@@ -52,17 +82,15 @@ fn operations_declare_bearer_security_unless_public() {
     assert!(
         paths
             .keys()
-            .all(|p| p.starts_with("/api/v1/") || p.starts_with("/health/"))
+            .all(|p| p.starts_with("/api/v1/") || p.starts_with("/health/") || p == "/metrics")
     );
     let mut operations = 0;
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
-            let secured = op
-                .get("security")
-                .is_some_and(|s| s.to_string().contains("bearer"));
             let id = op["operationId"].as_str().unwrap();
-            assert_eq!(secured, !PUBLIC.contains(&id), "{method} {path} ({id})");
+            let public = declared_roles(method, path, op).is_none();
+            assert_eq!(public, PUBLIC.contains(&id), "{method} {path} ({id})");
         }
     }
     assert!(operations >= 8);
@@ -171,11 +199,28 @@ async fn swagger_ui_and_the_spec_are_served() {
     assert_eq!(redirect.headers()["location"], "/swagger-ui/");
 }
 
-/// Every operation the spec declares secured refuses a request without a token, or with a
-/// token signed by another secret, with a 401 problem — before looking at the body or the
-/// path parameters — so a new route cannot be left open by mistake.
+/// Replaces each `{param}` of a path template with a fresh, syntactically valid id.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                uuid::Uuid::now_v7().to_string()
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The auth matrix, walked over every operation of the generated spec, so a new route cannot
+/// be left open by mistake: a secured operation refuses a request without a token, with a
+/// token signed by another secret and with an expired token (401 problem), and a token of
+/// every role it does not declare (403 problem) — before looking at the body or the path
+/// parameters; a role it declares gets past authorization (neither 401 nor 403). Public
+/// operations answer without a token.
 #[tokio::test]
-async fn every_secured_operation_refuses_missing_and_forged_tokens() {
+async fn every_operation_enforces_the_security_it_declares() {
     use kernel::{
         auth::{JwtKeys, Role},
         config::AuthSettings,
@@ -188,53 +233,97 @@ async fn every_secured_operation_refuses_missing_and_forged_tokens() {
     })
     .issue("mallory", Role::Admin, None)
     .unwrap();
+    let expired = expired_token(&app.settings.auth, Role::Admin);
+    let tokens: Vec<(&str, String)> = ROLES
+        .iter()
+        .map(|role| {
+            let role_value: Role = serde_json::from_value(Value::from(*role)).unwrap();
+            (*role, app.token(role_value))
+        })
+        .collect();
     let spec: Value = serde_json::to_value(tessera::openapi()).unwrap();
-    let mut checked = 0;
+    let (mut secured, mut public, mut forbidden) = (0, 0, 0);
     for (path, item) in spec["paths"].as_object().unwrap() {
-        // Any syntactically valid id will do: authentication comes first.
-        let concrete = path
-            .split('/')
-            .map(|segment| {
-                if segment.starts_with('{') {
-                    uuid::Uuid::now_v7().to_string()
-                } else {
-                    segment.to_owned()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("/");
-        for (method, op) in item.as_object().unwrap() {
-            let secured = op
-                .get("security")
-                .is_some_and(|s| s.to_string().contains("bearer"));
-            if !secured {
-                continue;
-            }
-            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            for token in [None, Some(forged.as_str())] {
+        for (method_name, op) in item.as_object().unwrap() {
+            let method =
+                reqwest::Method::from_bytes(method_name.to_uppercase().as_bytes()).unwrap();
+            let send = |token: Option<&str>| {
                 let mut request = app
                     .client
-                    .request(method.clone(), app.url(&concrete))
+                    .request(method.clone(), app.url(&concrete(path)))
                     .header("content-type", "application/json")
                     .body("{}");
                 if let Some(token) = token {
                     request = request.bearer_auth(token);
                 }
-                let response = request.send().await.unwrap();
+                request.send()
+            };
+            let Some(allowed) = declared_roles(method_name, path, op) else {
+                let status = send(None).await.unwrap().status();
+                assert!(
+                    status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                    "public {method} {path} answered {status} without a token"
+                );
+                public += 1;
+                continue;
+            };
+            for (what, token) in [
+                ("no token", None),
+                ("a forged token", Some(forged.as_str())),
+                ("an expired token", Some(expired.as_str())),
+            ] {
+                let response = send(token).await.unwrap();
                 assert_eq!(
                     response.status(),
                     StatusCode::UNAUTHORIZED,
-                    "{method} {path} with {}",
-                    if token.is_some() {
-                        "a forged token"
-                    } else {
-                        "no token"
-                    }
+                    "{method} {path} with {what}"
                 );
                 crate::helpers::problem(response, StatusCode::UNAUTHORIZED).await;
             }
-            checked += 1;
+            for (role, token) in &tokens {
+                let response = send(Some(token)).await.unwrap();
+                let status = response.status();
+                if allowed.iter().any(|a| a == role) {
+                    assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{method} {path} declares role {role} but refused it with {status}"
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{method} {path} does not declare role {role}"
+                    );
+                    crate::helpers::problem(response, StatusCode::FORBIDDEN).await;
+                    forbidden += 1;
+                }
+            }
+            secured += 1;
         }
     }
-    assert!(checked >= 40, "only {checked} secured operations found");
+    assert!(secured >= 40, "only {secured} secured operations found");
+    assert!(public >= 5, "only {public} public operations found");
+    assert!(forbidden >= 60, "only {forbidden} role refusals checked");
+}
+
+/// A token of the server's own secret whose `exp` lies in the past.
+fn expired_token(auth: &kernel::config::AuthSettings, role: kernel::auth::Role) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = kernel::auth::Claims {
+        sub: "late".into(),
+        role,
+        iss: auth.issuer.clone(),
+        iat: now - 7200,
+        exp: now - 3600,
+    };
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(auth.jwt_secret.as_bytes()),
+    )
+    .unwrap()
 }

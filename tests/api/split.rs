@@ -184,6 +184,7 @@ async fn three_services_place_pay_and_commit_over_http_and_nats() {
         "/api/v1/reservations",
         "/api/v1/admin/",
         "/health/",
+        "/metrics",
     ];
     assert!(paths.iter().any(|p| p.starts_with("/api/v1/products")));
     assert!(

@@ -64,7 +64,7 @@ fn created<T: serde::Serialize>(body: &T, location: &str) -> HttpResponse {
     tag = TAG,
     operation_id = "create_contract",
     request_body = NewContract,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 201, description = "Created as a draft", body = Contract,
             headers(("Location" = String, description = "The new contract"))),
@@ -96,7 +96,7 @@ async fn create_contract(
     tag = TAG,
     operation_id = "list_contracts",
     params(ContractListParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin", "service", "customer"])),
     responses(
         (status = 200, description = "One page of contracts", body = ContractPage),
         AuthProblems,
@@ -120,7 +120,7 @@ async fn list_contracts(
     tag = TAG,
     operation_id = "get_contract",
     params(("id" = ContractId, Path, description = "Contract id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin", "service", "customer"])),
     responses(
         (status = 200, description = "The contract", body = Contract),
         AuthProblems,
@@ -145,7 +145,7 @@ async fn get_contract(
     operation_id = "patch_contract",
     params(("id" = ContractId, Path, description = "Contract id")),
     request_body = ContractPatch,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "The changed contract", body = Contract),
         BodyProblems,
@@ -175,7 +175,7 @@ async fn patch_contract(
     tag = TAG,
     operation_id = "delete_contract",
     params(("id" = ContractId, Path, description = "Contract id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 204, description = "Deleted"),
         AuthProblems,
@@ -204,7 +204,7 @@ async fn delete_contract(
     tag = TAG,
     operation_id = "deploy_contract",
     params(("id" = ContractId, Path, description = "Contract id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "The deployed contract", body = Contract),
         AuthProblems,
@@ -232,7 +232,7 @@ async fn deploy_contract(
     tag = TAG,
     operation_id = "terminate_contract",
     params(("id" = ContractId, Path, description = "Contract id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "The terminated contract", body = Contract),
         AuthProblems,
@@ -267,7 +267,7 @@ async fn terminate_contract(
     operation_id = "execute_contract",
     params(("id" = ContractId, Path, description = "Contract id")),
     request_body = ExecuteContract,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin", "service", "customer"])),
     responses(
         (status = 201, description = "Executed and appended to the ledger", body = Execution,
             headers(("Location" = String, description = "The execution"))),
@@ -304,7 +304,7 @@ async fn execute_contract(
     tag = TAG,
     operation_id = "list_executions",
     params(("id" = ContractId, Path, description = "Contract id"), ExecutionListParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin", "service", "customer"])),
     responses(
         (status = 200, description = "One page of executions", body = ExecutionPage),
         AuthProblems,
@@ -335,7 +335,7 @@ async fn list_executions(
         ("id" = ContractId, Path, description = "Contract id"),
         ("eid" = ExecutionId, Path, description = "Execution id"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin", "service", "customer"])),
     responses(
         (status = 200, description = "The execution", body = Execution),
         AuthProblems,
@@ -361,7 +361,7 @@ async fn get_execution(
     tag = TAG,
     operation_id = "verify_ledger",
     params(("id" = ContractId, Path, description = "Contract id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin", "service", "customer"])),
     responses(
         (status = 200, description = "What the verification found", body = LedgerVerification),
         AuthProblems,

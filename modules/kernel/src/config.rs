@@ -135,6 +135,16 @@ impl fmt::Debug for AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub json_limit_bytes: usize,
+    /// Requests per second each client (peer IP) may make on average; 0 turns rate limiting off.
+    pub rate_limit_per_second: u32,
+    /// Requests a client may make at once before the per-second rate applies.
+    pub rate_limit_burst: u32,
+    /// A request still running after this many seconds is answered with a 503 problem.
+    pub request_timeout_secs: u64,
+    /// Origins allowed to call the API from a browser (CORS); `*` allows any. Empty: none.
+    pub cors_origins: Vec<String>,
+    /// Send `Strict-Transport-Security` (on by default in production, behind TLS).
+    pub hsts: bool,
 }
 
 /// The event bus's delivery policy.
@@ -236,7 +246,9 @@ impl Settings {
             .add_source(
                 vars.prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .list_separator(",")
+                    .with_list_parse_key("http.cors_origins"),
             )
             .build()
             .with_context(|| format!("cannot read configuration ({})", env_file.display()))?;
@@ -254,6 +266,24 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.auth.jwt_secret.is_empty() {
             bail!("invalid configuration: auth.jwt_secret must not be empty");
+        }
+        for origin in &self.http.cors_origins {
+            let valid = origin == "*"
+                || origin
+                    .strip_prefix("https://")
+                    .or_else(|| origin.strip_prefix("http://"))
+                    .is_some_and(|host| {
+                        !host.is_empty()
+                            && host
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                    });
+            if !valid {
+                bail!(
+                    "invalid configuration: http.cors_origins: {origin:?} is not an origin \
+                     (scheme://host[:port], no path) or \"*\""
+                );
+            }
         }
         if self.env == AppEnv::Production {
             if self.auth.jwt_secret == DEVELOPMENT_JWT_SECRET {

@@ -257,6 +257,16 @@ impl Db {
         self.backend
     }
 
+    /// The pool's size limit, open connections and idle ones among them (for the metrics).
+    pub fn pool_usage(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            self.pool.max_size(),
+            state.connections,
+            state.idle_connections,
+        )
+    }
+
     /// A connection for blocking code (CLI commands, tests, start-up).
     ///
     /// # Errors

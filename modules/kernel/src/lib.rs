@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod metrics;
 pub mod money;
 pub mod telemetry;
 #[doc(hidden)]

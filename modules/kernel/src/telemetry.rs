@@ -18,7 +18,8 @@ pub fn init(settings: &LogSettings) {
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false)
+                    // The whole chain, so a line logged inside a module call carries the request id.
+                    .with_span_list(true)
                     .with_writer(std::io::stderr),
             )
             .try_init(),

@@ -57,7 +57,7 @@ type Orders = web::Data<dyn OrderService>;
     operation_id = "create_order",
     request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first response is replayed for 24 h")),
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin"])),
     responses(
         (status = 201, description = "Placed", body = Order, headers(("Location" = String))),
         BodyProblems,
@@ -86,7 +86,7 @@ async fn create_order(
     tag = TAG,
     operation_id = "list_orders",
     params(OrderListParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin", "service"])),
     responses(
         (status = 200, description = "One page of orders", body = OrderPage),
         AuthProblems,
@@ -127,7 +127,7 @@ async fn list_orders(
     tag = TAG,
     operation_id = "get_order",
     params(("id" = OrderId, Path, description = "Order id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin", "service"])),
     responses((status = 200, description = "The order", body = Order), AuthProblems, NotFoundProblem)
 )]
 #[get("/orders/{id}")]
@@ -147,7 +147,7 @@ async fn get_order(
     tag = TAG,
     operation_id = "cancel_order",
     params(("id" = OrderId, Path, description = "Order id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin"])),
     responses((status = 200, description = "Cancelled", body = Order), AuthProblems, NotFoundProblem, ConflictProblem)
 )]
 #[post("/orders/{id}/cancel")]
@@ -167,7 +167,7 @@ async fn cancel_order(
     tag = TAG,
     operation_id = "ship_order",
     params(("id" = OrderId, Path, description = "Order id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "Shipped", body = Order), AuthProblems, NotFoundProblem, ConflictProblem)
 )]
 #[post("/orders/{id}/ship")]
@@ -187,7 +187,7 @@ async fn ship_order(
     tag = TAG,
     operation_id = "deliver_order",
     params(("id" = OrderId, Path, description = "Order id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "Delivered", body = Order), AuthProblems, NotFoundProblem, ConflictProblem)
 )]
 #[post("/orders/{id}/deliver")]

@@ -67,7 +67,7 @@ fn access<R: AllowedRoles>(caller: Authorized<R>, request_id: RequestId) -> Acce
     tag = TAG,
     operation_id = "create_patient",
     request_body = PatientInput,
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 201, description = "Registered", body = Patient,
             headers(("ETag" = String, description = "Current revision"), ("Location" = String))),
@@ -103,7 +103,7 @@ async fn create_patient(
     tag = TAG,
     operation_id = "list_patients",
     params(PatientListParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "One page of patients", body = PatientPage),
         AuthProblems,
@@ -129,7 +129,7 @@ async fn list_patients(
     tag = TAG,
     operation_id = "get_patient",
     params(("id" = PatientId, Path, description = "Patient id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "The patient", body = Patient,
             headers(("ETag" = String, description = "Current revision; send it as If-Match to update"))),
@@ -162,7 +162,7 @@ async fn get_patient(
         ("If-Match" = Option<String>, Header, description = "ETag of the revision being replaced"),
     ),
     request_body = PatientInput,
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "Replaced", body = Patient, headers(("ETag" = String))),
         BodyProblems,
@@ -206,7 +206,7 @@ async fn replace_patient(
         ("If-Match" = Option<String>, Header, description = "ETag of the revision being changed"),
     ),
     request_body(content = PatientPatch, content_type = "application/merge-patch+json"),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "Updated", body = Patient, headers(("ETag" = String))),
         BodyProblems,
@@ -249,7 +249,7 @@ async fn patch_patient(
         ("id" = PatientId, Path, description = "Patient id"),
         ("If-Match" = Option<String>, Header, description = "ETag of the revision being deleted"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 204, description = "Deleted"),
         AuthProblems,
@@ -279,7 +279,7 @@ async fn delete_patient(
     operation_id = "create_diagnosis",
     params(("id" = PatientId, Path, description = "Patient id")),
     request_body = DiagnosisInput,
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 201, description = "Recorded", body = Diagnosis, headers(("Location" = String))),
         BodyProblems,
@@ -314,7 +314,7 @@ async fn create_diagnosis(
     tag = TAG,
     operation_id = "list_diagnoses",
     params(("id" = PatientId, Path, description = "Patient id"), PageParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "One page of diagnoses", body = DiagnosisPage),
         AuthProblems,
@@ -345,7 +345,7 @@ async fn list_diagnoses(
         ("id" = PatientId, Path, description = "Patient id"),
         ("did" = DiagnosisId, Path, description = "Diagnosis id"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "The diagnosis", body = Diagnosis),
         AuthProblems,
@@ -375,7 +375,7 @@ async fn get_diagnosis(
     operation_id = "create_treatment",
     params(("id" = PatientId, Path, description = "Patient id")),
     request_body = TreatmentInput,
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 201, description = "Planned", body = Treatment, headers(("Location" = String))),
         BodyProblems,
@@ -410,7 +410,7 @@ async fn create_treatment(
     tag = TAG,
     operation_id = "list_treatments",
     params(("id" = PatientId, Path, description = "Patient id"), PageParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "One page of treatments", body = TreatmentPage),
         AuthProblems,
@@ -441,7 +441,7 @@ async fn list_treatments(
         ("id" = PatientId, Path, description = "Patient id"),
         ("tid" = TreatmentId, Path, description = "Treatment id"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "The treatment", body = Treatment),
         AuthProblems,
@@ -471,7 +471,7 @@ async fn get_treatment(
     tag = TAG,
     operation_id = "list_patient_audit",
     params(("id" = PatientId, Path, description = "Patient id"), PageParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "One page of audit entries", body = AuditPage),
         AuthProblems,
@@ -502,7 +502,7 @@ async fn list_patient_audit(
     tag = FHIR_TAG,
     operation_id = "get_fhir_patient",
     params(("id" = PatientId, Path, description = "Patient id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["clinician", "admin"])),
     responses(
         (status = 200, description = "The FHIR R4 Patient resource", body = FhirPatient,
             content_type = "application/fhir+json",

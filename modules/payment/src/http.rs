@@ -65,7 +65,7 @@ fn created(payment: &Payment) -> HttpResponse {
             description = "Makes a retry safe: the same key with the same body replays the first response instead of charging again"),
     ),
     request_body = CreatePayment,
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin"])),
     responses(
         (status = 201, description = "Created; `status` says whether the charge succeeded or failed",
             body = Payment, headers(("Location" = String, description = "The new payment"))),
@@ -100,7 +100,7 @@ async fn create_payment(
     tag = TAG,
     operation_id = "list_payments",
     params(PaymentListParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin"])),
     responses(
         (status = 200, description = "One page of payments", body = PaymentPage),
         AuthProblems,
@@ -124,7 +124,7 @@ async fn list_payments(
     tag = TAG,
     operation_id = "get_payment",
     params(("id" = PaymentId, Path, description = "Payment id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["customer", "admin"])),
     responses(
         (status = 200, description = "The payment", body = Payment),
         AuthProblems,
@@ -154,7 +154,7 @@ async fn get_payment(
             description = "Makes a retry safe: the same key with the same body replays the first response instead of refunding again"),
     ),
     request_body = CreateRefund,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "The payment after the refund", body = Payment),
         BodyProblems,

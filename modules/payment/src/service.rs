@@ -142,6 +142,8 @@ impl PaymentService for LocalPayments {
             .await
             .map_err(|e| anyhow::anyhow!("the charge task failed: {e}"))??;
         span.record("status", payment.status.as_str());
+        // One line per charge for operators (ids and outcome only, never card data).
+        tracing::info!(status = payment.status.as_str(), "charge recorded");
         Ok(payment)
     }
 

@@ -55,7 +55,7 @@ type Products = web::Data<dyn ProductService>;
     tag = TAG,
     operation_id = "create_product",
     request_body = ProductInput,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 201, description = "Created", body = Product,
             headers(("ETag" = String, description = "Current revision"), ("Location" = String))),
@@ -86,6 +86,7 @@ async fn create_product(
 #[utoipa::path(
     tag = TAG,
     operation_id = "list_products",
+    security(()),
     params(ProductListParams),
     responses(
         (status = 200, description = "One page of products", body = ProductPage),
@@ -105,6 +106,7 @@ async fn list_products(
 #[utoipa::path(
     tag = TAG,
     operation_id = "get_product",
+    security(()),
     params(("id" = ProductId, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = Product,
@@ -133,7 +135,7 @@ async fn get_product(
         ("If-Match" = Option<String>, Header, description = "ETag of the revision being replaced"),
     ),
     request_body = ProductInput,
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "Replaced", body = Product, headers(("ETag" = String))),
         BodyProblems,
@@ -170,7 +172,7 @@ async fn replace_product(
         ("If-Match" = Option<String>, Header, description = "ETag of the revision being changed"),
     ),
     request_body(content = ProductPatch, content_type = "application/merge-patch+json"),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "Updated", body = Product, headers(("ETag" = String))),
         BodyProblems,
@@ -204,7 +206,7 @@ async fn patch_product(
         ("id" = ProductId, Path, description = "Product id"),
         ("If-Match" = Option<String>, Header, description = "ETag of the revision being deleted"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 204, description = "Deleted"),
         AuthProblems,
@@ -235,7 +237,7 @@ async fn delete_product(
     operation_id = "reserve_stock",
     request_body = ReservationInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the first response is replayed for 24 h")),
-    security(("bearer" = [])),
+    security(("bearer" = ["service", "admin"])),
     responses(
         (status = 201, description = "Reserved (or already reserved with these lines)", body = Reservation,
             headers(("Location" = String))),
@@ -270,7 +272,7 @@ async fn reserve_stock(
     tag = TAG,
     operation_id = "release_reservation",
     params(("id" = ReservationId, Path, description = "Reservation id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["service", "admin"])),
     responses(
         (status = 200, description = "Released", body = Reservation),
         AuthProblems,
@@ -295,7 +297,7 @@ async fn release_reservation(
     tag = TAG,
     operation_id = "commit_reservation",
     params(("id" = ReservationId, Path, description = "Reservation id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["service", "admin"])),
     responses(
         (status = 200, description = "Committed", body = Reservation),
         AuthProblems,

@@ -136,7 +136,7 @@ struct SummaryRow {
     tag = "admin",
     operation_id = "list_events",
     params(EventListParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 200, description = "One page of events", body = EventPage),
         AuthProblems,
@@ -232,7 +232,7 @@ async fn list_events(
     tag = "admin",
     operation_id = "replay_event",
     params(("id" = Uuid, Path, description = "Event id"), ReplayParams),
-    security(("bearer" = [])),
+    security(("bearer" = ["admin"])),
     responses(
         (status = 202, description = "Deliveries scheduled", body = ReplayResult),
         AuthProblems,

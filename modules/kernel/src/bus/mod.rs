@@ -257,11 +257,12 @@ impl Bus {
         Ok(())
     }
 
+    /// Names of the subscribers registered in this process.
     pub fn subscriber_names(&self) -> Vec<String> {
         self.inner
             .subscribers
             .read()
-            .map(|s| s.iter().map(|s| s.name().to_owned()).collect())
+            .map(|subscribers| subscribers.iter().map(|s| s.name().to_owned()).collect())
             .unwrap_or_default()
     }
 
@@ -299,18 +300,19 @@ impl Bus {
         F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
         E: From<anyhow::Error>,
     {
-        let mut published = 0;
+        let mut published = Vec::new();
         let value = write_tx(conn, |conn| {
             let mut tx = Tx {
                 conn,
                 bus: self,
-                published: 0,
+                published: Vec::new(),
             };
             let result = work(&mut tx);
-            published = tx.published;
+            published = std::mem::take(&mut tx.published);
             result
         })?;
-        if published > 0 {
+        if !published.is_empty() {
+            crate::metrics::events_published(&published);
             self.wake_relay();
         }
         Ok(value)
@@ -347,13 +349,14 @@ fn epoch_ms() -> u64 {
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
     bus: &'c Bus,
-    published: usize,
+    /// Types of the events published so far (counted in the metrics once committed).
+    published: Vec<String>,
 }
 
 impl std::fmt::Debug for Tx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tx")
-            .field("published", &self.published)
+            .field("published", &self.published.len())
             .finish_non_exhaustive()
     }
 }
@@ -402,7 +405,7 @@ impl<'c> Tx<'c> {
                 .execute(self.conn)
                 .context("write delivery to the outbox")?;
         }
-        self.published += 1;
+        self.published.push(envelope.kind.clone());
         Ok(())
     }
 }

@@ -279,20 +279,22 @@ impl Bus {
         subscriber: &dyn Subscriber,
         envelope: &Envelope,
     ) -> anyhow::Result<()> {
-        let mut published = 0;
+        let mut published = Vec::new();
         write_tx(conn, |conn| {
             if super::relay::record_in_inbox(conn, subscriber.name(), envelope)? {
                 let mut tx = Tx {
                     conn,
                     bus: self,
-                    published: 0,
+                    published: Vec::new(),
                 };
                 subscriber.handle(&mut tx, envelope)?;
-                published = tx.published;
+                published = std::mem::take(&mut tx.published);
             }
             Ok::<_, anyhow::Error>(())
         })?;
-        if published > 0 {
+        crate::metrics::deliveries(subscriber.name(), crate::metrics::Delivery::Delivered, 1);
+        if !published.is_empty() {
+            crate::metrics::events_published(&published);
             self.wake_relay();
         }
         Ok(())

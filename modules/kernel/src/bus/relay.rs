@@ -95,7 +95,9 @@ impl Bus {
         }
         let seqs: Vec<i64> = claimed.iter().map(|c| c.seq).collect();
         let envelopes = load_envelopes(conn, &seqs)?;
-        let mut published = 0;
+        let mut published = Vec::new();
+        // (subscriber, outcome) of each delivery, counted in the metrics after the commit.
+        let mut outcomes: Vec<(&str, crate::metrics::Delivery)> = Vec::new();
         write_tx(conn, |conn| {
             // After a failure, later events of the same subject wait for the failed one.
             let mut blocked: HashSet<(&str, &str)> = HashSet::new();
@@ -113,7 +115,10 @@ impl Bus {
                     None => Err(anyhow!("event #{seq} is missing from the outbox")),
                 };
                 match outcome {
-                    Ok(more) => published += more,
+                    Ok(mut more) => {
+                        published.append(&mut more);
+                        outcomes.push((subscriber, crate::metrics::Delivery::Delivered));
+                    }
                     Err(e) if e.is::<LeaseLost>() => {
                         tracing::warn!(
                             seq,
@@ -123,14 +128,19 @@ impl Bus {
                         blocked.insert(key);
                     }
                     Err(error) => {
-                        self.record_failure(conn, owner, seq, subscriber, &error)?;
+                        let outcome = self.record_failure(conn, owner, seq, subscriber, &error)?;
+                        outcomes.push((subscriber, outcome));
                         blocked.insert(key);
                     }
                 }
             }
             Ok::<_, anyhow::Error>(())
         })?;
-        if published > 0 {
+        for (subscriber, outcome) in outcomes {
+            crate::metrics::deliveries(subscriber, outcome, 1);
+        }
+        if !published.is_empty() {
+            crate::metrics::events_published(&published);
             self.wake_relay();
         }
         Ok(claimed.len())
@@ -209,7 +219,7 @@ impl Bus {
     }
 
     /// Inside the batch transaction: applies one delivery (unless the inbox says it was
-    /// applied before) and records it, returning how many events the handler published.
+    /// applied before) and records it, returning the types of the events the handler published.
     fn handle_one(
         &self,
         conn: &mut DbConnection,
@@ -217,7 +227,7 @@ impl Bus {
         seq: i64,
         subscriber_name: &str,
         envelope: &Envelope,
-    ) -> anyhow::Result<usize> {
+    ) -> anyhow::Result<Vec<String>> {
         let subscriber = self.subscriber(subscriber_name).ok_or_else(|| {
             anyhow!("no subscriber named {subscriber_name:?} is registered in this process")
         })?;
@@ -229,16 +239,16 @@ impl Bus {
         );
         let _entered = span.enter();
         let first_time = record_in_inbox(conn, subscriber_name, envelope)?;
-        let mut published = 0;
+        let mut published = Vec::new();
         if first_time {
             let mut tx = Tx {
                 conn,
                 bus: self,
-                published: 0,
+                published: Vec::new(),
             };
             std::panic::catch_unwind(AssertUnwindSafe(|| subscriber.handle(&mut tx, envelope)))
                 .map_err(|panic| anyhow!("handler panicked: {}", panic_message(&panic)))??;
-            published = tx.published;
+            published = std::mem::take(&mut tx.published);
         }
         let recorded = diesel::update(
             bus_deliveries::table
@@ -269,7 +279,7 @@ impl Bus {
         seq: i64,
         subscriber: &str,
         error: &anyhow::Error,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<crate::metrics::Delivery> {
         let attempts: i32 = bus_deliveries::table
             .find((seq, subscriber))
             .select(bus_deliveries::attempts)
@@ -305,7 +315,11 @@ impl Bus {
         ))
         .execute(conn)
         .context("record failed delivery")?;
-        Ok(())
+        Ok(if give_up {
+            crate::metrics::Delivery::DeadLettered
+        } else {
+            crate::metrics::Delivery::Failed
+        })
     }
 }
 

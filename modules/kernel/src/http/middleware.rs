@@ -77,6 +77,7 @@ pub async fn request_context(
     );
     // No clone of the request may be held here: routing needs it unshared.
     let started = Instant::now();
+    let method = req.method().clone();
 
     // Calls this request makes to other services carry its id and trace.
     #[cfg(feature = "client")]
@@ -94,7 +95,18 @@ pub async fn request_context(
     let outcome = call.instrument(span.clone()).await;
     let mut res = match outcome {
         Ok(Ok(res)) => res.map_into_boxed_body(),
-        Ok(Err(err)) => return Err(err),
+        Ok(Err(err)) => {
+            // A middleware's refusal (e.g. the request timeout): the server renders it.
+            let status = err.as_response_error().status_code();
+            crate::metrics::http_request(
+                method.as_str(),
+                "unmatched",
+                status.as_u16(),
+                started.elapsed(),
+            );
+            tracing::warn!(parent: &span, status = status.as_u16(), error = %err, "request failed");
+            return Err(err);
+        }
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
@@ -126,12 +138,16 @@ pub async fn request_context(
             value,
         );
     }
-    let route = res.request().match_pattern().unwrap_or_default();
+    let route = res.request().match_pattern();
+    let latency = started.elapsed();
+    // Unmatched paths share one label value: raw paths would grow the series without bound.
+    let route = route.as_deref().unwrap_or("unmatched");
+    crate::metrics::http_request(method.as_str(), route, status.as_u16(), latency);
     tracing::info!(
         parent: &span,
         status = status.as_u16(),
         route = %route,
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = latency.as_secs_f64() * 1000.0,
         "request completed"
     );
     Ok(res)

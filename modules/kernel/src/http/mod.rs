@@ -4,6 +4,7 @@
 pub mod docs;
 pub mod idempotency;
 mod json;
+pub mod limits;
 pub mod middleware;
 
 use std::{future::Future, pin::Pin};

@@ -1,0 +1,266 @@
+//! What keeps one client or one slow request from taking the server down: a per-client rate
+//! limit (actix-governor; `429` problem with `Retry-After`), a request timeout (`503` problem),
+//! and the security headers every response carries.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use actix_governor::{
+    Governor, GovernorConfig, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
+    governor::{
+        NotUntil,
+        clock::{Clock, DefaultClock, QuantaInstant},
+        middleware::NoOpMiddleware,
+    },
+};
+use actix_web::{
+    Error, HttpResponse, HttpResponseBuilder,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderName, HeaderValue},
+    middleware::{Condition, Next},
+};
+
+use crate::{
+    auth::{JwtKeys, Role},
+    config::HttpSettings,
+    error::{ApiError, ErrorKind, problem_response},
+    http::middleware::RequestId,
+};
+
+/// Who a request is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// A caller with a valid token of role `service`: another Tessera module in a split
+    /// deployment, whose calls carry its users' traffic. Never limited.
+    Service,
+    /// A caller with a valid token: its own budget wherever it connects from.
+    Subject(String),
+    /// Anyone else, by peer address. Behind a reverse proxy every anonymous client shares the
+    /// proxy's address: limit there, or turn this limit off.
+    Address(IpAddr),
+}
+
+/// Tells [`Client`]s apart: a valid bearer token names the client, else the peer address.
+/// An invalid token counts against the address (so random tokens do not buy fresh budgets).
+#[derive(Clone)]
+pub struct ClientKey {
+    keys: Arc<JwtKeys>,
+}
+
+impl std::fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKey").finish_non_exhaustive()
+    }
+}
+
+impl KeyExtractor for ClientKey {
+    type Key = Client;
+    type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
+
+    fn extract(&self, req: &ServiceRequest) -> Result<Client, Self::KeyExtractionError> {
+        let claims = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .and_then(|(_, token)| self.keys.verify(token.trim()).ok());
+        if let Some(claims) = claims {
+            return Ok(if claims.role == Role::Service {
+                Client::Service
+            } else {
+                Client::Subject(claims.sub)
+            });
+        }
+        req.peer_addr()
+            .map(|addr| Client::Address(addr.ip()))
+            .ok_or_else(|| {
+                SimpleKeyExtractionError::new(
+                    "Could not extract the peer IP address of the request",
+                )
+            })
+    }
+
+    fn whitelisted_keys(&self) -> Vec<Client> {
+        vec![Client::Service]
+    }
+
+    fn exceed_rate_limit_response(
+        &self,
+        negative: &NotUntil<QuantaInstant>,
+        _: HttpResponseBuilder,
+    ) -> HttpResponse {
+        let wait = negative.wait_time_from(DefaultClock::default().now());
+        // Whole seconds, rounded up: "0" would invite an immediate retry.
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut response = problem_response(
+            &ApiError::new(
+                ErrorKind::TooManyRequests,
+                format!("Too many requests from this address; retry in {seconds} s."),
+            )
+            .problem(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        response
+    }
+}
+
+/// The shared state of the per-client rate limit (one per server, shared by all workers).
+#[derive(Clone)]
+pub struct RateLimit {
+    enabled: bool,
+    config: Arc<GovernorConfig<ClientKey, NoOpMiddleware<QuantaInstant>>>,
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit").finish_non_exhaustive()
+    }
+}
+
+impl RateLimit {
+    /// Off when `rate_limit_per_second` is 0.
+    ///
+    /// # Errors
+    /// A rate above one request per nanosecond.
+    pub fn from_settings(http: &HttpSettings, keys: &JwtKeys) -> anyhow::Result<Self> {
+        let replenish = Duration::from_secs(1) / http.rate_limit_per_second.max(1);
+        let mut builder = GovernorConfigBuilder::default();
+        builder.period(replenish);
+        builder.burst_size(http.rate_limit_burst.max(1));
+        let config = builder
+            .key_extractor(ClientKey {
+                keys: Arc::new(keys.clone()),
+            })
+            .finish()
+            .ok_or_else(|| {
+                anyhow::anyhow!("invalid configuration: http.rate_limit_per_second is too large")
+            })?;
+        Ok(Self {
+            enabled: http.rate_limit_per_second > 0,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The middleware for one worker's app; every worker shares the same counters.
+    pub fn middleware(&self) -> Condition<Governor<ClientKey, NoOpMiddleware<QuantaInstant>>> {
+        Condition::new(self.enabled, Governor::new(&self.config))
+    }
+
+    /// Forgets clients that have not been seen for a while, so the table does not grow
+    /// without bound. Run it periodically.
+    pub fn forget_idle_clients(&self) {
+        let limiter = self.config.limiter();
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+    }
+}
+
+/// Answers a request that is still running after `timeout` with a 503 problem. The handler's
+/// future is dropped; database work already handed to a blocking thread may still commit,
+/// which is why the problem tells the client the outcome is unknown.
+///
+/// # Errors
+/// The 503 problem (as an error: the request itself went down with the handler's future, and
+/// no clone of it may be held while the router runs), or the inner service's errors.
+pub async fn timeout(
+    timeout: Duration,
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = actix_web::HttpMessage::extensions(&req)
+        .get::<RequestId>()
+        .map(|id| id.0.clone());
+    match tokio::time::timeout(timeout, next.call(req)).await {
+        Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out");
+            let mut error = ApiError::new(
+                ErrorKind::ServiceUnavailable,
+                format!(
+                    "The request did not finish within {} s; its outcome is unknown. \
+                     Retry writes with the same Idempotency-Key.",
+                    timeout.as_secs()
+                ),
+            );
+            if let Some(id) = id {
+                error = error.with_request_id(id);
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// The Content-Security-Policy of every response. Swagger UI needs inline styles and `data:`
+/// images; it loads no script that is not served from here.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+/// Security headers for every response (`hsts`: add `Strict-Transport-Security`).
+pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
+    let headers = actix_web::middleware::DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .add((
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ));
+    if hsts {
+        headers.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        headers
+    }
+}
+
+/// CORS from `http.cors_origins`: none listed allows no cross-origin browser calls; `*`
+/// allows any origin (without credentials — the API uses bearer tokens, not cookies).
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::RETRY_AFTER,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(3600)
+        // Browsers send `Origin` on same-origin POSTs too (Swagger UI); those stay allowed.
+        .allowed_origin_fn(|origin, head| {
+            let host = head
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
+            let origin = origin.to_str().ok().and_then(|o| o.split_once("://"));
+            matches!((origin, host), (Some((_, origin_host)), Some(host)) if origin_host == host)
+        });
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}

@@ -1,0 +1,221 @@
+//! Prometheus metrics (the `metrics` facade with `metrics-exporter-prometheus`): HTTP requests
+//! by route template and status, the event bus's traffic per module and subscriber, its
+//! backlog and lag, and the database pool. Served as Prometheus text at `/metrics`.
+//!
+//! Counters are process-wide (one recorder per process); the bus backlog and pool figures are
+//! read when the endpoint is scraped, so they are true for every process sharing the database.
+
+use std::{sync::OnceLock, time::Duration};
+
+use actix_web::{HttpResponse, get, web};
+use anyhow::Context;
+use diesel::{
+    QueryableByName, RunQueryDsl,
+    sql_types::{BigInt, Nullable, Text, Timestamp},
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::{bus::Bus, error::ApiError};
+
+/// Seconds; from half a millisecond (a cached read) to ten seconds (a stuck call).
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls return the same handle). `None` if
+/// another recorder was installed first by someone else.
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            describe();
+            Some(handle)
+        })
+        .as_ref()
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests by method, route template and status"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by method, route template and status"
+    );
+    describe_counter!(
+        "bus_events_published_total",
+        "Events committed to the outbox, by producing module and type"
+    );
+    describe_counter!(
+        "bus_deliveries_total",
+        "Delivery attempts by subscriber and outcome (delivered, failed = will retry, dead_lettered = gave up)"
+    );
+    describe_gauge!(
+        "bus_deliveries_pending",
+        "Deliveries waiting in the outbox, by subscriber"
+    );
+    describe_gauge!(
+        "bus_deliveries_dead_lettered",
+        "Deliveries that gave up and wait for an operator's replay, by subscriber"
+    );
+    describe_gauge!(
+        "bus_relay_lag_seconds",
+        "Age of the oldest event still waiting for a subscriber"
+    );
+    describe_gauge!(
+        "db_pool_connections",
+        "Database pool: open connections (state=open), idle ones (state=idle), limit (state=max)"
+    );
+}
+
+/// Keeps the histograms' memory bounded between scrapes; call every few seconds.
+pub fn run_upkeep() {
+    if let Some(Some(handle)) = HANDLE.get() {
+        handle.run_upkeep();
+    }
+}
+
+/// One HTTP request answered. `route` is the matched template (`/api/v1/products/{id}`), never
+/// the raw path, so ids do not explode the label set.
+pub fn http_request(method: &str, route: &str, status: u16, latency: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+}
+
+/// Events of these types were committed to the outbox.
+pub fn events_published(types: &[String]) {
+    for kind in types {
+        let module = kind.split('.').next().unwrap_or_default().to_owned();
+        metrics::counter!("bus_events_published_total", "module" => module, "type" => kind.clone())
+            .increment(1);
+    }
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// Failed; it will be retried.
+    Failed,
+    /// Failed for the last allowed time; it waits for a replay.
+    DeadLettered,
+}
+
+pub fn deliveries(subscriber: &str, outcome: Delivery, count: u64) {
+    let outcome = match outcome {
+        Delivery::Delivered => "delivered",
+        Delivery::Failed => "failed",
+        Delivery::DeadLettered => "dead_lettered",
+    };
+    let module = subscriber.split('.').next().unwrap_or_default().to_owned();
+    metrics::counter!(
+        "bus_deliveries_total",
+        "module" => module,
+        "subscriber" => subscriber.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(count);
+}
+
+#[derive(QueryableByName)]
+struct Backlog {
+    #[diesel(sql_type = Text)]
+    subscriber: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    oldest: Option<chrono::NaiveDateTime>,
+}
+
+/// Reads the outbox backlog and the pool into gauges.
+async fn sample(bus: &Bus) -> anyhow::Result<()> {
+    let (max, open, idle) = bus.db().pool_usage();
+    metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(max));
+    metrics::gauge!("db_pool_connections", "state" => "open").set(f64::from(open));
+    metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
+    let rows: Vec<Backlog> = bus
+        .db()
+        .run(|conn| {
+            diesel::sql_query(
+                "SELECT d.subscriber AS subscriber, d.status AS status, COUNT(*) AS count, \
+                 MIN(e.time) AS oldest \
+                 FROM bus_deliveries d JOIN bus_events e ON e.seq = d.seq \
+                 WHERE d.status IN ('pending', 'failed') \
+                 GROUP BY d.subscriber, d.status",
+            )
+            .load(conn)
+            .context("read the outbox backlog")
+        })
+        .await?;
+    let now = crate::time::now();
+    let mut lag = 0.0_f64;
+    // Subscribers whose backlog emptied since the last scrape must read 0, not their old value.
+    for subscriber in bus.subscriber_names() {
+        metrics::gauge!("bus_deliveries_pending", "subscriber" => subscriber.clone()).set(0.0);
+        metrics::gauge!("bus_deliveries_dead_lettered", "subscriber" => subscriber).set(0.0);
+    }
+    for row in rows {
+        #[allow(clippy::cast_precision_loss)]
+        let count = row.count as f64;
+        if row.status == "pending" {
+            metrics::gauge!("bus_deliveries_pending", "subscriber" => row.subscriber).set(count);
+            if let Some(oldest) = row.oldest {
+                lag = lag.max((now - oldest).as_seconds_f64().max(0.0));
+            }
+        } else {
+            metrics::gauge!("bus_deliveries_dead_lettered", "subscriber" => row.subscriber)
+                .set(count);
+        }
+    }
+    metrics::gauge!("bus_relay_lag_seconds").set(lag);
+    Ok(())
+}
+
+/// Prometheus metrics (text format 0.0.4).
+#[utoipa::path(
+    tag = "health",
+    operation_id = "metrics",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+         content_type = "text/plain; version=0.0.4"),
+        (status = 503, description = "The outbox could not be read", body = crate::error::Problem,
+         content_type = "application/problem+json"),
+    )
+)]
+#[get("/metrics")]
+pub async fn scrape(bus: web::Data<Bus>) -> Result<HttpResponse, ApiError> {
+    let Some(handle) = install() else {
+        return Err(ApiError::new(
+            crate::error::ErrorKind::ServiceUnavailable,
+            "Another metrics recorder is installed in this process.",
+        ));
+    };
+    sample(&bus).await.map_err(|e| {
+        tracing::warn!(error = ?e, "sampling metrics failed");
+        ApiError::new(
+            crate::error::ErrorKind::ServiceUnavailable,
+            "The event outbox could not be read.",
+        )
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render()))
+}
