@@ -401,6 +401,10 @@ mod tests {
         #[serde(deny_unknown_fields)]
         struct Product {
             stock_low_threshold: i64,
+            #[allow(dead_code)]
+            cache_ttl_ms: u64,
+            #[allow(dead_code)]
+            cache_capacity: usize,
         }
         let dir = empty_dir();
         let s = Settings::load_from(

@@ -23,6 +23,8 @@ use product_api::{
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::service::LocalProducts;
+
 const TAG: &str = "product";
 
 /// Mounts the product handlers; the binary puts them under `/api/v1`.
@@ -119,7 +121,13 @@ async fn get_product(
     products: Products,
     id: web::Path<ProductId>,
 ) -> Result<HttpResponse, ApiError> {
-    let product = products.get(id.into_inner()).await?;
+    let id = id.into_inner();
+    // This module's own service answers from its read cache (see `crate::cache`): the same
+    // bytes and headers as a fresh read.
+    if let Some(local) = LocalProducts::of(products.get_ref()) {
+        return Ok(local.get_response(id).await?.respond());
+    }
+    let product = products.get(id).await?;
     Ok(json_with_etag(StatusCode::OK, &product, product.version))
 }
 

@@ -1,5 +1,9 @@
 //! The in-process implementation of [`ProductService`]: each call runs its store method on
-//! the blocking pool, inside a span named after the trait method.
+//! the blocking pool, inside a span named after the trait method. The HTTP layer's `GET` of
+//! one product goes through [`LocalProducts::get_response`] instead, which answers from the
+//! read cache when it can.
+
+use std::any::Any;
 
 use async_trait::async_trait;
 use kernel::{db::DbConnection, http::IfMatch};
@@ -8,7 +12,10 @@ use product_api::{
     ProductService, Reservation, ReservationId, ReservationLines,
 };
 
-use crate::store::Store;
+use crate::{
+    cache::{ReadCache, Ready},
+    store::Store,
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct LocalProducts {
@@ -18,6 +25,35 @@ pub(crate) struct LocalProducts {
 impl LocalProducts {
     pub(crate) fn new(store: Store) -> Self {
         Self { store }
+    }
+
+    /// `service` itself when it is this module's in-process implementation.
+    pub(crate) fn of(service: &dyn ProductService) -> Option<&Self> {
+        service.as_any()?.downcast_ref()
+    }
+
+    fn cache(&self) -> &ReadCache {
+        &self.store.cache
+    }
+
+    /// The `GET /products/{id}` response: from the read cache, else read and cached.
+    ///
+    /// # Errors
+    /// [`ProductError::NotFound`] (never cached).
+    pub(crate) async fn get_response(&self, id: ProductId) -> Result<Ready, ProductError> {
+        match self.cache().get(id) {
+            Some(hit) => Ok(hit),
+            None => self.load_response(id).await,
+        }
+    }
+
+    #[tracing::instrument(name = "product.get", skip(self))]
+    async fn load_response(&self, id: ProductId) -> Result<Ready, ProductError> {
+        let ticket = self.cache().ticket(id);
+        let product = self.run(move |s, c| s.get(c, id)).await?;
+        let ready = Ready::of(&product)?;
+        self.cache().insert(id, ticket, &ready);
+        Ok(ready)
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, ProductError>
@@ -84,5 +120,9 @@ impl ProductService for LocalProducts {
     #[tracing::instrument(name = "product.commit", skip(self))]
     async fn commit(&self, id: ReservationId) -> Result<Reservation, ProductError> {
         self.run(move |s, c| s.commit(c, id)).await
+    }
+
+    fn as_any(&self) -> Option<&dyn Any> {
+        Some(self)
     }
 }

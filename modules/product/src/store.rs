@@ -24,6 +24,7 @@ use product_api::{
 };
 
 use crate::{
+    cache::ReadCache,
     domain,
     schema::{product_reservation_lines as lines, product_reservations as reservations, products},
 };
@@ -34,11 +35,12 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 const WRITE_ATTEMPTS: usize = 5;
 
 /// The product module's persistence: every write goes through the bus, so its events are
-/// published in the same transaction.
+/// published in the same transaction, and tells the read cache what it changed.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     pub bus: Bus,
     pub stock_low_threshold: i64,
+    pub cache: ReadCache,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -296,7 +298,7 @@ impl Store {
         if_match: &IfMatch,
         changes: &ProductChanges,
     ) -> Result<Product, ProductError> {
-        self.retrying(conn, |tx| {
+        let product = self.retrying(conn, |tx| {
             let current = load(tx.conn(), id)?;
             if !if_match.allows(current.version) {
                 return Err(ProductError::PreconditionFailed);
@@ -334,7 +336,9 @@ impl Store {
             })?;
             self.check_stock_low(tx, &product, current.stock - current.reserved)?;
             Ok(Some(product))
-        })
+        })?;
+        self.cache.committed(id, Some(product.version));
+        Ok(product)
     }
 
     pub(crate) fn delete(
@@ -367,7 +371,9 @@ impl Store {
                 sku: current.sku,
             })?;
             Ok(Some(()))
-        })
+        })?;
+        self.cache.committed(id, None);
+        Ok(())
     }
 }
 
@@ -468,8 +474,10 @@ impl Store {
                     updated_at: now,
                 })
                 .execute(tx.conn())?;
+            let mut touched = Vec::with_capacity(wanted.lines().len());
             for line in wanted.lines() {
                 let product = take_stock(tx.conn(), line, now)?;
+                touched.push((product.id, product.version));
                 diesel::insert_into(lines::table)
                     .values(&LineRow {
                         reservation_id: id.to_string(),
@@ -483,11 +491,14 @@ impl Store {
                 reservation_id: id,
                 lines: wanted.lines().to_vec(),
             })?;
-            Ok::<_, ReserveError>(())
+            Ok::<_, ReserveError>(touched)
         });
         match outcome {
-            Ok(()) => load_reservation(conn, id)?
-                .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into()),
+            Ok(touched) => {
+                self.committed(&touched);
+                load_reservation(conn, id)?
+                    .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into())
+            }
             Err(ReserveError::Db(e)) if is_unique_violation(&e) => {
                 existing_reservation(conn, id, wanted)?.ok_or_else(|| {
                     anyhow::anyhow!("reservation {id} conflicted but is absent").into()
@@ -520,7 +531,31 @@ impl Store {
         id: ReservationId,
         to: ReservationStatus,
     ) -> Result<Reservation, ProductError> {
-        self.bus.write(conn, |tx| self.close_in(tx, id, to))
+        let (reservation, touched) = self.bus.write(conn, |tx| self.close(tx, id, to))?;
+        self.committed(&touched);
+        Ok(reservation)
+    }
+
+    /// [`Self::close`] inside a transaction the caller commits (a saga subscriber's, which the
+    /// relay commits): the read cache holds back the old versions until the new ones show.
+    pub(crate) fn close_in(
+        &self,
+        tx: &mut Tx<'_>,
+        id: ReservationId,
+        to: ReservationStatus,
+    ) -> Result<Reservation, ProductError> {
+        let (reservation, touched) = self.close(tx, id, to)?;
+        for (product, version) in touched {
+            self.cache.uncommitted(product, version);
+        }
+        Ok(reservation)
+    }
+
+    /// After a commit: the products it changed, at their new versions.
+    fn committed(&self, touched: &[(ProductId, i64)]) {
+        for &(product, version) in touched {
+            self.cache.committed(product, Some(version));
+        }
     }
 
     /// Moves a reservation to `to` inside `tx` and applies it to stock:
@@ -528,12 +563,13 @@ impl Store {
     /// committed → released (a paid order was cancelled before shipping: they come back).
     /// Asking for the state it is already in changes nothing. The status change is
     /// conditional on the status read, so of two concurrent calls only one applies.
-    pub(crate) fn close_in(
+    /// Returns the reservation and the products it changed, at their new versions.
+    fn close(
         &self,
         tx: &mut Tx<'_>,
         id: ReservationId,
         to: ReservationStatus,
-    ) -> Result<Reservation, ProductError> {
+    ) -> Result<(Reservation, Vec<(ProductId, i64)>), ProductError> {
         use ReservationStatus::{Active, Committed, Released};
         let now = kernel::time::now();
         for _ in 0..WRITE_ATTEMPTS {
@@ -541,7 +577,7 @@ impl Store {
                 load_reservation(tx.conn(), id)?.ok_or(ProductError::ReservationNotFound(id))?;
             // Per unit: how stock and reserved move.
             let (stock_delta, reserved_delta) = match (current.status, to) {
-                (from, to) if from == to => return Ok(current),
+                (from, to) if from == to => return Ok((current, Vec::new())),
                 (Active, Committed) => (-1, -1),
                 (Active, Released) => (0, -1),
                 (Committed, Released) => (1, 0),
@@ -571,23 +607,29 @@ impl Store {
             if moved == 0 {
                 continue;
             }
+            let mut touched = Vec::with_capacity(current.lines.len());
             for line in &current.lines {
-                let changed = diesel::update(products::table.find(line.product_id.to_string()))
-                    .set((
-                        products::stock.eq(products::stock + stock_delta * line.quantity),
-                        products::reserved.eq(products::reserved + reserved_delta * line.quantity),
-                        products::version.eq(products::version + 1),
-                        products::updated_at.eq(now),
-                    ))
-                    .execute(tx.conn())
-                    .context("apply reservation to stock")?;
-                if changed != 1 {
+                let version: Option<i64> =
+                    diesel::update(products::table.find(line.product_id.to_string()))
+                        .set((
+                            products::stock.eq(products::stock + stock_delta * line.quantity),
+                            products::reserved
+                                .eq(products::reserved + reserved_delta * line.quantity),
+                            products::version.eq(products::version + 1),
+                            products::updated_at.eq(now),
+                        ))
+                        .returning(products::version)
+                        .get_result(tx.conn())
+                        .optional()
+                        .context("apply reservation to stock")?;
+                let Some(version) = version else {
                     return Err(anyhow::anyhow!(
                         "product {} of reservation {id} is missing",
                         line.product_id
                     )
                     .into());
-                }
+                };
+                touched.push((line.product_id, version));
             }
             let lines = current.lines.clone();
             if to == Committed {
@@ -601,11 +643,12 @@ impl Store {
                     lines,
                 })?;
             }
-            return Ok(Reservation {
+            let reservation = Reservation {
                 status: to,
                 updated_at: now.and_utc(),
                 ..current
-            });
+            };
+            return Ok((reservation, touched));
         }
         Err(anyhow::anyhow!("gave up on reservation {id} after concurrent changes").into())
     }

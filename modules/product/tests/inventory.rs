@@ -34,6 +34,7 @@ fn fixture(backend: Backend) -> Option<Fixture> {
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
     let product_settings = ProductSettings {
         stock_low_threshold: 3,
+        ..ProductSettings::default()
     };
     Some(Fixture {
         products: product::service(bus, &product_settings),

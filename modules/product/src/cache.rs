@@ -1,0 +1,476 @@
+//! The read cache of `GET /products/{id}`: per product, the response ready to send (the JSON
+//! bytes and the ETag), so a hit touches neither the blocking pool, nor the database, nor
+//! serde.
+//!
+//! What keeps it correct:
+//!
+//! - **This process's writes are visible at once.** A write that changes what GET returns
+//!   (create aside: a new id was never cached) calls [`ReadCache::committed`] right after its
+//!   commit. A write inside a transaction this module does not commit itself — a saga
+//!   subscriber's, which the relay commits with its batch — calls [`ReadCache::uncommitted`]
+//!   with the version it wrote: until a read shows that version (the write committed),
+//!   nothing older is stored for that product.
+//! - **No stale insert.** A reader takes a [`Ticket`] before it reads the database and stores
+//!   what it read only if its shard's generation did not move meanwhile; `committed` moves
+//!   it. So a row read before a commit is never stored after that commit's invalidation.
+//! - **Other processes' writes** (replicas, split deployments on one database) show after at
+//!   most the TTL: entries expire.
+//!
+//! Versions make this sound: every write bumps the product's version, so an (id, version)
+//! pair names one committed state. Nothing read inside a write transaction is ever stored:
+//! only the GET path inserts, from its own autocommit read.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
+    time::{Duration, Instant},
+};
+
+use actix_web::{
+    HttpResponse,
+    http::header::{self, HeaderValue},
+    web::Bytes,
+};
+use anyhow::Context;
+use kernel::bus::Bus;
+use product_api::{Product, ProductError, ProductId};
+
+/// Independent locks, so hits on different products do not share one.
+const SHARDS: usize = 16;
+
+/// A floor older than this may be dropped when its shard holds too many: the transaction
+/// that set it has long committed (then a read resolves it) or rolled back.
+const FLOOR_HOLD: Duration = Duration::from_secs(60);
+
+/// A product's `GET` response, ready to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Ready {
+    version: i64,
+    etag: HeaderValue,
+    body: Bytes,
+}
+
+impl Ready {
+    /// Serializes `product` once.
+    ///
+    /// # Errors
+    /// Only if it does not serialize.
+    pub(crate) fn of(product: &Product) -> Result<Self, ProductError> {
+        let body = serde_json::to_vec(product).context("serialize product")?;
+        let etag = HeaderValue::from_str(&kernel::http::etag(product.version))
+            .context("format the ETag")?;
+        Ok(Self {
+            version: product.version,
+            etag,
+            body: Bytes::from(body),
+        })
+    }
+
+    /// The same response as `kernel::http::json_with_etag(200, product, version)`: status,
+    /// `ETag`, `Content-Type: application/json` and body.
+    pub(crate) fn respond(&self) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header((header::ETAG, self.etag.clone()))
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ))
+            .body(self.body.clone())
+    }
+}
+
+/// The generation of a product's shard, taken before reading it from the database.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket(Option<u64>);
+
+/// The read cache (a no-op when disabled: TTL or capacity 0). Clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct ReadCache(Option<Arc<Shards>>);
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("ReadCache(off)"),
+            Some(s) => f
+                .debug_struct("ReadCache")
+                .field("ttl", &s.ttl)
+                .field("capacity", &(s.per_shard * SHARDS))
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+struct Shards {
+    ttl: Duration,
+    per_shard: usize,
+    shards: [RwLock<Shard>; SHARDS],
+}
+
+#[derive(Default)]
+struct Shard {
+    /// Moves on every invalidation after a commit (and when a floor is resolved).
+    generation: u64,
+    entries: HashMap<ProductId, Entry>,
+    /// Versions written by transactions whose commit this module does not see.
+    floors: HashMap<ProductId, Floor>,
+}
+
+struct Entry {
+    ready: Ready,
+    expires: Instant,
+}
+
+struct Floor {
+    version: i64,
+    since: Instant,
+}
+
+impl Shards {
+    fn index(id: ProductId) -> usize {
+        // The last bytes of a UUID v7 are random.
+        usize::from(id.0.as_bytes()[15]) % SHARDS
+    }
+
+    fn read(&self, id: ProductId) -> RwLockReadGuard<'_, Shard> {
+        self.shards[Self::index(id)]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, id: ProductId) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[Self::index(id)]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ReadCache {
+    /// A cache whose entries live `ttl` and which holds about `capacity` products; off when
+    /// either is zero.
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
+        if ttl.is_zero() || capacity == 0 {
+            return Self(None);
+        }
+        Self(Some(Arc::new(Shards {
+            ttl,
+            per_shard: capacity.div_ceil(SHARDS),
+            shards: std::array::from_fn(|_| RwLock::default()),
+        })))
+    }
+
+    /// The cache of `bus` in this process, made on first use. The binary builds the service
+    /// and the saga subscribers in separate calls (`product::service`,
+    /// `product::subscribers`); both must reach one cache, or a saga's write would not
+    /// invalidate what the handlers serve. The first caller's settings win.
+    pub(crate) fn shared(bus: &Bus, ttl: Duration, capacity: usize) -> Self {
+        static SHARED: Mutex<Vec<(usize, Weak<Shards>)>> = Mutex::new(Vec::new());
+        let fresh = Self::new(ttl, capacity);
+        let Some(made) = &fresh.0 else {
+            return fresh;
+        };
+        // The bus's database handle lives in the bus's shared state, so its address names the
+        // bus while the bus lives; and whoever holds a cache holds its bus too (a `Store` has
+        // both), so a live entry's address cannot have been reused by another bus.
+        let key = std::ptr::from_ref(bus.db()).addr();
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.retain(|(_, cache)| cache.strong_count() > 0);
+        if let Some(existing) = shared
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, cache)| cache.upgrade())
+        {
+            return Self(Some(existing));
+        }
+        shared.push((key, Arc::downgrade(made)));
+        fresh
+    }
+
+    /// The ready response of `id`, unless absent or expired.
+    pub(crate) fn get(&self, id: ProductId) -> Option<Ready> {
+        let shards = self.0.as_ref()?;
+        let now = Instant::now();
+        let shard = shards.read(id);
+        let entry = shard.entries.get(&id)?;
+        (entry.expires > now).then(|| entry.ready.clone())
+    }
+
+    /// Take it before reading `id` from the database; pass it to [`Self::insert`].
+    pub(crate) fn ticket(&self, id: ProductId) -> Ticket {
+        Ticket(self.0.as_ref().map(|s| s.read(id).generation))
+    }
+
+    /// Stores what a reader read, unless an invalidation happened since its `ticket`, the
+    /// version is below a pending write's, or a newer version is already there. Returns
+    /// whether it was stored.
+    pub(crate) fn insert(&self, id: ProductId, ticket: Ticket, ready: &Ready) -> bool {
+        let (Some(shards), Some(generation)) = (&self.0, ticket.0) else {
+            return false;
+        };
+        let now = Instant::now();
+        let mut guard = shards.write(id);
+        let shard = &mut *guard;
+        if shard.generation != generation {
+            return false;
+        }
+        if let Some(floor) = shard.floors.get(&id) {
+            if ready.version < floor.version {
+                return false;
+            }
+            // That write has committed. Readers still holding a row read before it must not
+            // store it now that the floor is gone.
+            shard.floors.remove(&id);
+            shard.generation += 1;
+        }
+        match shard.entries.get(&id) {
+            Some(e) if e.expires > now && e.ready.version > ready.version => return false,
+            Some(_) => {}
+            None if shard.entries.len() >= shards.per_shard => {
+                // Full: drop what has expired, else one entry (hash order: effectively random).
+                shard.entries.retain(|_, e| e.expires > now);
+                if shard.entries.len() >= shards.per_shard
+                    && let Some(victim) = shard.entries.keys().next().copied()
+                {
+                    shard.entries.remove(&victim);
+                }
+            }
+            None => {}
+        }
+        shard.entries.insert(
+            id,
+            Entry {
+                ready: ready.clone(),
+                expires: now + shards.ttl,
+            },
+        );
+        true
+    }
+
+    /// After a commit of this process that changed `id`: `version` is what it committed,
+    /// `None` when it deleted the product.
+    pub(crate) fn committed(&self, id: ProductId, version: Option<i64>) {
+        let Some(shards) = &self.0 else {
+            return;
+        };
+        let mut shard = shards.write(id);
+        shard.generation += 1;
+        shard.entries.remove(&id);
+        if shard
+            .floors
+            .get(&id)
+            .is_some_and(|f| version.is_none_or(|v| f.version <= v))
+        {
+            shard.floors.remove(&id);
+        }
+    }
+
+    /// Inside a transaction this module does not commit (a saga subscriber's): `id` is being
+    /// changed to `version`. Nothing older is served or stored until a read shows it.
+    pub(crate) fn uncommitted(&self, id: ProductId, version: i64) {
+        let Some(shards) = &self.0 else {
+            return;
+        };
+        let now = Instant::now();
+        let mut guard = shards.write(id);
+        let shard = &mut *guard;
+        shard.entries.remove(&id);
+        let floor = shard.floors.entry(id).or_insert(Floor {
+            version,
+            since: now,
+        });
+        if version >= floor.version {
+            *floor = Floor {
+                version,
+                since: now,
+            };
+        }
+        if shard.floors.len() > shards.per_shard {
+            // Floors of rolled-back transactions must not pin memory.
+            shard
+                .floors
+                .retain(|_, f| now.duration_since(f.since) < FLOOR_HOLD);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use actix_web::{body::to_bytes, http::StatusCode};
+    use kernel::money::{Currency, Money};
+
+    fn product(version: i64, name: &str) -> Product {
+        let now = chrono::Utc::now();
+        Product {
+            id: ProductId::new(),
+            sku: "SKU-1".into(),
+            name: name.into(),
+            description: "A \"quoted\" description".into(),
+            price: Money::new(1999, Currency::parse("EUR").unwrap()),
+            stock: 10,
+            reserved: 3,
+            available: 7,
+            version,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn ready(version: i64) -> Ready {
+        Ready::of(&product(version, &format!("v{version}"))).unwrap()
+    }
+
+    fn cache() -> ReadCache {
+        ReadCache::new(Duration::from_secs(60), 100)
+    }
+
+    fn cached_version(cache: &ReadCache, id: ProductId) -> Option<i64> {
+        cache.get(id).map(|r| r.version)
+    }
+
+    #[actix_web::test]
+    async fn a_ready_response_is_what_json_with_etag_answers() {
+        let p = product(7, "Tea");
+        let ours = Ready::of(&p).unwrap().respond();
+        let theirs = kernel::http::json_with_etag(StatusCode::OK, &p, p.version);
+        assert_eq!(ours.status(), theirs.status());
+        let mut ours_headers: Vec<_> = ours
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut theirs_headers: Vec<_> = theirs
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        ours_headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        theirs_headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        assert_eq!(ours_headers, theirs_headers);
+        assert_eq!(ours.headers().get(header::ETAG).unwrap(), "\"7\"");
+        let ours = to_bytes(ours.into_body()).await.unwrap();
+        let theirs = to_bytes(theirs.into_body()).await.unwrap();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_commit_is_not_stored_after_it() {
+        let cache = cache();
+        let id = ProductId::new();
+        // Reader: ticket, then reads version 1 from the database...
+        let ticket = cache.ticket(id);
+        // ...meanwhile a writer commits version 2 and invalidates...
+        cache.committed(id, Some(2));
+        // ...then the reader tries to store its version 1.
+        assert!(!cache.insert(id, ticket, &ready(1)));
+        assert_eq!(cached_version(&cache, id), None);
+        // A reader that started after the invalidation stores what it read.
+        let ticket = cache.ticket(id);
+        assert!(cache.insert(id, ticket, &ready(2)));
+        assert_eq!(cached_version(&cache, id), Some(2));
+        // An invalidation drops the entry.
+        cache.committed(id, Some(3));
+        assert_eq!(cached_version(&cache, id), None);
+    }
+
+    #[test]
+    fn a_write_whose_commit_is_unseen_blocks_older_versions_until_it_shows() {
+        let cache = cache();
+        let id = ProductId::new();
+        let early = cache.ticket(id);
+        assert!(cache.insert(id, early, &ready(1)));
+        let before_commit = cache.ticket(id);
+        // A saga subscriber writes version 2 inside the relay's transaction: the entry goes.
+        cache.uncommitted(id, 2);
+        assert_eq!(cached_version(&cache, id), None);
+        // Until the commit, readers read version 1: it is not stored.
+        let ticket = cache.ticket(id);
+        assert!(!cache.insert(id, ticket, &ready(1)));
+        assert_eq!(cached_version(&cache, id), None);
+        // After the commit a reader reads version 2 and stores it...
+        let ticket = cache.ticket(id);
+        assert!(cache.insert(id, ticket, &ready(2)));
+        assert_eq!(cached_version(&cache, id), Some(2));
+        // ...and a slow reader that read version 1 before the commit cannot replace it.
+        assert!(!cache.insert(id, before_commit, &ready(1)));
+        assert_eq!(cached_version(&cache, id), Some(2));
+    }
+
+    #[test]
+    fn a_commit_of_this_process_resolves_a_pending_floor_it_covers() {
+        let cache = cache();
+        let id = ProductId::new();
+        cache.uncommitted(id, 4);
+        cache.committed(id, Some(3)); // an older write: the floor stays
+        let ticket = cache.ticket(id);
+        assert!(!cache.insert(id, ticket, &ready(3)));
+        cache.committed(id, Some(5));
+        let ticket = cache.ticket(id);
+        assert!(cache.insert(id, ticket, &ready(5)));
+        // A deletion resolves any floor.
+        let other = ProductId::new();
+        cache.uncommitted(other, 9);
+        cache.committed(other, None);
+        let ticket = cache.ticket(other);
+        assert!(cache.insert(other, ticket, &ready(1)));
+    }
+
+    #[test]
+    fn an_older_read_never_replaces_a_newer_entry() {
+        // Two readers around another process's write: the slower one read the older row.
+        let cache = cache();
+        let id = ProductId::new();
+        let slow = cache.ticket(id);
+        let fast = cache.ticket(id);
+        assert!(cache.insert(id, fast, &ready(2)));
+        assert!(!cache.insert(id, slow, &ready(1)));
+        assert_eq!(cached_version(&cache, id), Some(2));
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let cache = ReadCache::new(Duration::from_millis(20), 100);
+        let id = ProductId::new();
+        let ticket = cache.ticket(id);
+        assert!(cache.insert(id, ticket, &ready(1)));
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(cached_version(&cache, id), None);
+        // An expired entry is replaced by what the next reader read.
+        let ticket = cache.ticket(id);
+        assert!(cache.insert(id, ticket, &ready(1)));
+    }
+
+    #[test]
+    fn a_full_cache_stays_within_its_capacity() {
+        let cache = ReadCache::new(Duration::from_secs(60), 32);
+        let Some(shards) = &cache.0 else {
+            panic!("the cache is on");
+        };
+        for _ in 0..1_000 {
+            let id = ProductId::new();
+            let ticket = cache.ticket(id);
+            assert!(cache.insert(id, ticket, &ready(1)));
+            assert_eq!(cached_version(&cache, id), Some(1), "the newest is kept");
+        }
+        let held: usize = shards
+            .shards
+            .iter()
+            .map(|s| s.read().unwrap().entries.len())
+            .sum();
+        assert!(held <= 32, "{held} entries");
+    }
+
+    #[test]
+    fn zero_ttl_or_capacity_turns_it_off() {
+        for cache in [
+            ReadCache::new(Duration::ZERO, 100),
+            ReadCache::new(Duration::from_secs(1), 0),
+        ] {
+            let id = ProductId::new();
+            let ticket = cache.ticket(id);
+            assert!(!cache.insert(id, ticket, &ready(1)));
+            assert!(cache.get(id).is_none());
+        }
+    }
+}
