@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod cli;
 mod contracts;
 mod errors;
