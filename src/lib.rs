@@ -443,7 +443,9 @@ impl Application {
         let http = settings.http.clone();
         let request_timeout = std::time::Duration::from_secs(http.request_timeout_secs.max(1));
 
-        let spec = openapi();
+        // Serialized once and shared by every worker (each would otherwise keep its own copy
+        // of the document and serialize it on every request).
+        let spec = web::Bytes::from(openapi_json()?);
         let keys = web::Data::new(JwtKeys::new(&settings.auth));
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
         let state = web::Data::new(AppState {
@@ -494,9 +496,19 @@ impl Application {
             let app = with_data(app, &patients);
             #[cfg(feature = "contract")]
             let app = with_data(app, &contracts);
+            let spec = spec.clone();
             app.service(
-                SwaggerUi::new("/swagger-ui/{_:.*}").url("/api-docs/openapi.json", spec.clone()),
+                SwaggerUi::new("/swagger-ui/{_:.*}")
+                    .config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json")),
             )
+            .service(web::resource("/api-docs/openapi.json").to(move || {
+                let spec = spec.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(spec)
+                }
+            }))
             .service(web::resource("/swagger-ui").to(|| async {
                 HttpResponse::PermanentRedirect()
                     .insert_header(("Location", "/swagger-ui/"))

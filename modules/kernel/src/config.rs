@@ -92,6 +92,10 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
 }
 
+fn yes() -> bool {
+    true
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
@@ -99,6 +103,10 @@ pub struct DatabaseSettings {
     pub pool_size: u32,
     pub connect_timeout_secs: u64,
     pub sqlite_busy_timeout_ms: u64,
+    /// SQLite only: queue this process's writers in memory (see `Db`), instead of letting
+    /// them poll SQLite's lock.
+    #[serde(default = "yes")]
+    pub sqlite_writer_queue: bool,
 }
 
 // Hand-written so a password in the URL never reaches a log line.
@@ -109,6 +117,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("sqlite_busy_timeout_ms", &self.sqlite_busy_timeout_ms)
+            .field("sqlite_writer_queue", &self.sqlite_writer_queue)
             .finish()
     }
 }

@@ -5,7 +5,12 @@
 //! `MultiConnection::establish` tries PostgreSQL then SQLite, which would turn a mistyped
 //! `postgres://` URL into a new SQLite file of that name.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
 
 use anyhow::{Context, anyhow, bail};
 use diesel::migration::MigrationSource;
@@ -193,6 +198,59 @@ impl<DB: diesel::backend::Backend> MigrationSource<DB> for Embedded {
 pub struct Db {
     pool: DbPool,
     backend: Backend,
+    /// SQLite only: this process's writers queue here, woken the moment the previous write
+    /// commits, instead of polling SQLite's lock through its busy handler (which sleeps in
+    /// growing steps and made the write tail ~100 ms under load). Other processes on the same
+    /// file are still kept apart by SQLite's own lock and `busy_timeout`.
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+thread_local! {
+    /// The writer queue of the [`Db`] whose [`Db::run`] is executing on this thread.
+    static WRITER: RefCell<Option<Arc<Mutex<()>>>> = const { RefCell::new(None) };
+    /// Whether this thread holds its writer queue (a nested `write_tx` must not wait for
+    /// itself; SQLite refuses the nested `BEGIN` with an error instead).
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// This thread's turn in the writer queue, if it runs under [`Db::run`] on SQLite.
+struct Turn<'a>(Option<MutexGuard<'a, ()>>);
+
+impl<'a> Turn<'a> {
+    fn take(queue: Option<&'a Arc<Mutex<()>>>) -> Self {
+        if HOLDING.with(Cell::get) {
+            return Self(None);
+        }
+        let guard = queue.map(|q| q.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if guard.is_some() {
+            HOLDING.with(|h| h.set(true));
+        }
+        Self(guard)
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            HOLDING.with(|h| h.set(false));
+        }
+    }
+}
+
+/// Sets [`WRITER`] for the duration of one [`Db::run`] closure.
+struct WriterScope(Option<Arc<Mutex<()>>>);
+
+impl WriterScope {
+    fn enter(writer: Option<Arc<Mutex<()>>>) -> Self {
+        Self(WRITER.with(|w| w.replace(writer)))
+    }
+}
+
+impl Drop for WriterScope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        WRITER.with(|w| w.replace(previous));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +308,13 @@ impl Db {
                     redact_url(&settings.url)
                 )
             })?;
-        Ok(Self { pool, backend })
+        let writer = (backend == Backend::Sqlite && settings.sqlite_writer_queue)
+            .then(|| Arc::new(Mutex::new(())));
+        Ok(Self {
+            pool,
+            backend,
+            writer,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -331,9 +395,11 @@ impl Db {
         E: From<anyhow::Error> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let writer = self.writer.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            let _writer = WriterScope::enter(writer);
             let mut conn = pool.get().context("no database connection available")?;
             work(&mut conn)
         })
@@ -368,6 +434,12 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<anyhow::Error>,
 {
+    // Held until the transaction ends (SQLite under `Db::run` only; see `Db::writer`).
+    let queue = match conn {
+        DbConnection::Sqlite(_) => WRITER.with(|w| w.borrow().clone()),
+        DbConnection::Postgresql(_) => None,
+    };
+    let _turn = Turn::take(queue.as_ref());
     let begun = match conn {
         DbConnection::Sqlite(c) => {
             AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
@@ -422,6 +494,78 @@ mod tests {
         assert_eq!(redact_url("sqlite://./a.db"), "sqlite://./a.db");
     }
 
+    /// The in-process writer queue serializes this process's writers without losing any, and
+    /// a nested write transaction fails (as SQLite makes it) instead of waiting for itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_sqlite_writers_all_commit_and_nesting_fails_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&DatabaseSettings {
+            url: format!("sqlite://{}", dir.path().join("q.db").display()),
+            pool_size: 4,
+            connect_timeout_secs: 2,
+            sqlite_busy_timeout_ms: 1000,
+            sqlite_writer_queue: true,
+        })
+        .unwrap();
+        db.run(|conn| {
+            conn.batch_execute("CREATE TABLE n (v INTEGER NOT NULL)")
+                .map_err(anyhow::Error::from)
+        })
+        .await
+        .unwrap();
+        let writers: Vec<_> = (0..50)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    db.run(move |conn| {
+                        write_tx(conn, |conn| {
+                            conn.batch_execute(&format!("INSERT INTO n VALUES ({i})"))
+                                .map_err(anyhow::Error::from)
+                        })
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        // On a thread of its own, so that a deadlock fails the test instead of hanging it.
+        let (done, outcome) = std::sync::mpsc::channel();
+        let nested_db = db.clone();
+        std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+                return;
+            };
+            let result = runtime.block_on(nested_db.run(|conn| {
+                write_tx(conn, |conn| {
+                    write_tx(conn, |c| {
+                        c.batch_execute("SELECT 1").map_err(anyhow::Error::from)
+                    })
+                })
+            }));
+            let _ = done.send(result.is_err());
+        });
+        let failed = outcome
+            .recv_timeout(Duration::from_secs(5))
+            .expect("a nested write transaction must not wait for itself");
+        assert!(failed);
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let count: Count = db
+            .run(|conn| {
+                diesel::sql_query("SELECT COUNT(*) AS n FROM n")
+                    .get_result(conn)
+                    .map_err(anyhow::Error::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count.n, 50);
+    }
+
     #[test]
     fn sqlite_file_and_directory_are_created_on_first_connect() {
         let dir = tempfile::tempdir().unwrap();
@@ -431,6 +575,7 @@ mod tests {
             pool_size: 2,
             connect_timeout_secs: 2,
             sqlite_busy_timeout_ms: 1000,
+            sqlite_writer_queue: true,
         };
         let db = Db::connect(&settings).unwrap();
         assert!(path.exists());

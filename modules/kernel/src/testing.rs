@@ -96,6 +96,7 @@ impl TestDatabase {
             pool_size: 8,
             connect_timeout_secs: 5,
             sqlite_busy_timeout_ms: 10_000,
+            sqlite_writer_queue: true,
         }
     }
 }
