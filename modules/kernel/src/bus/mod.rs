@@ -313,7 +313,7 @@ impl Bus {
         })?;
         if !published.is_empty() {
             crate::metrics::events_published(&published);
-            self.wake_relay();
+            self.wake_relay_for(&published);
         }
         Ok(value)
     }
@@ -334,6 +334,20 @@ impl Bus {
     /// Wakes the relay (after a commit that published, or an operator's replay).
     pub fn wake_relay(&self) {
         self.inner.wake.notify_one();
+    }
+
+    /// Wakes the relay after a commit that published these event types, unless none of them
+    /// has a subscriber here (then there is nothing to deliver, and a wake-up would only cost
+    /// the relay a blocking-pool hop and a query per commit).
+    fn wake_relay_for(&self, published: &[String]) {
+        let deliverable = self.inner.subscribers.read().map_or(true, |subscribers| {
+            published
+                .iter()
+                .any(|kind| subscribers.iter().any(|s| s.accepts(kind)))
+        });
+        if deliverable {
+            self.wake_relay();
+        }
     }
 }
 

@@ -295,7 +295,7 @@ impl Bus {
         crate::metrics::deliveries(subscriber.name(), crate::metrics::Delivery::Delivered, 1);
         if !published.is_empty() {
             crate::metrics::events_published(&published);
-            self.wake_relay();
+            self.wake_relay_for(&published);
         }
         Ok(())
     }

@@ -141,7 +141,7 @@ impl Bus {
         }
         if !published.is_empty() {
             crate::metrics::events_published(&published);
-            self.wake_relay();
+            self.wake_relay_for(&published);
         }
         Ok(claimed.len())
     }
