@@ -2,6 +2,8 @@
 //! `TESSERA_TEST_DATABASE_URL` is set) on PostgreSQL, each test with its own database.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -10,13 +12,11 @@ use kernel::{
     config::{AppEnv, Settings},
     db::{Backend, Db},
     http::IfMatch,
-    money::{Currency, Money},
     testing::{TestDatabase, published_events},
 };
 use product::ProductSettings;
 use product_api::{
-    NewProduct, ProductChanges, ProductError, ProductId, ProductInput, ProductService,
-    ReservationId, ReservationLine, ReservationLines, ReservationStatus,
+    ProductChanges, ProductError, ProductId, ProductService, ReservationId, ReservationStatus,
 };
 
 struct Fixture {
@@ -52,32 +52,10 @@ fn events(f: &Fixture) -> Vec<(String, String)> {
 }
 
 async fn product(f: &Fixture, sku: &str, stock: i64) -> ProductId {
-    let input = ProductInput {
-        sku: sku.into(),
-        name: format!("Product {sku}"),
-        description: String::new(),
-        price: Money::new(250, Currency::parse("EUR").unwrap()),
-        stock,
-    };
-    f.products
-        .create(NewProduct::try_from(input).unwrap())
-        .await
-        .unwrap()
-        .id
+    support::product(f.products.as_ref(), sku, stock).await
 }
 
-fn lines(items: &[(ProductId, i64)]) -> ReservationLines {
-    ReservationLines::parse(
-        items
-            .iter()
-            .map(|&(product_id, quantity)| ReservationLine {
-                product_id,
-                quantity,
-            })
-            .collect(),
-    )
-    .unwrap()
-}
+use support::lines;
 
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {

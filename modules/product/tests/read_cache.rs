@@ -7,6 +7,8 @@
 //! see the old product.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{sync::Arc, time::Duration};
 
 use actix_http::Request;
@@ -31,10 +33,7 @@ use order_api::{
     events::{OrderCancelled, OrderPaid},
 };
 use product::ProductSettings;
-use product_api::{
-    NewProduct, ProductId, ProductInput, ProductService, ReservationId, ReservationLine,
-    ReservationLines,
-};
+use product_api::{ProductId, ProductService, ReservationId};
 use serde_json::{Value, json};
 use utoipa_actix_web::{AppExt, scope};
 
@@ -162,32 +161,10 @@ async fn write(
 }
 
 async fn product(f: &Fixture, sku: &str, stock: i64) -> ProductId {
-    let input = ProductInput {
-        sku: sku.into(),
-        name: format!("Product {sku}"),
-        description: String::new(),
-        price: Money::new(250, Currency::parse("EUR").unwrap()),
-        stock,
-    };
-    f.products
-        .create(NewProduct::try_from(input).unwrap())
-        .await
-        .unwrap()
-        .id
+    support::product(f.products.as_ref(), sku, stock).await
 }
 
-fn lines(items: &[(ProductId, i64)]) -> ReservationLines {
-    ReservationLines::parse(
-        items
-            .iter()
-            .map(|&(product_id, quantity)| ReservationLine {
-                product_id,
-                quantity,
-            })
-            .collect(),
-    )
-    .unwrap()
-}
+use support::lines;
 
 /// Another process's write: straight into the database, past this process's cache.
 fn rename_in_database(f: &Fixture, id: ProductId, name: &str) {
