@@ -342,6 +342,31 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_come_as_a_comma_separated_list_and_bad_ones_are_named() {
+        let dir = empty_dir();
+        let s = Settings::load_from(
+            AppEnv::Development,
+            dir.path(),
+            vars(&[(
+                "TESSERA__HTTP__CORS_ORIGINS",
+                "https://shop.example,http://localhost:3000",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.http.cors_origins,
+            ["https://shop.example", "http://localhost:3000"]
+        );
+        let err = Settings::load_from(
+            AppEnv::Development,
+            dir.path(),
+            vars(&[("TESSERA__HTTP__CORS_ORIGINS", "shop.example/app")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("http.cors_origins"), "{err:#}");
+    }
+
+    #[test]
     fn embedded_defaults_give_the_documented_keys() {
         let dir = empty_dir();
         let s = Settings::load_from(AppEnv::Development, dir.path(), vars(&[])).unwrap();
