@@ -68,6 +68,14 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// The token of an `Authorization: Bearer <jwt>` header value (scheme case-insensitive),
+/// or `None` for any other scheme, an empty token or a value that is not text.
+pub fn bearer_token(value: &header::HeaderValue) -> Option<&str> {
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Signing and verification keys for the configured secret.
 #[derive(Clone)]
 pub struct JwtKeys {
@@ -171,7 +179,7 @@ impl Principal {
         }
     }
 
-    /// The caller of `req`, from its bearer token.
+    /// The caller of `req`, from its bearer token (see [`bearer_token`]).
     ///
     /// # Errors
     /// 401 problems as for the extractor.
@@ -185,20 +193,12 @@ impl Principal {
                 "This operation needs a bearer token (Authorization: Bearer <jwt>).",
             )
         })?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Unauthorized,
-                    "The Authorization header must be `Bearer <jwt>`.",
-                )
-            })?;
+        let token = bearer_token(value).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unauthorized,
+                "The Authorization header must be `Bearer <jwt>`.",
+            )
+        })?;
         let claims = keys.verify(token)?;
         Ok(Self {
             sub: claims.sub,

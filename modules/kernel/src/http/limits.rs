@@ -21,7 +21,7 @@ use actix_web::{
 };
 
 use crate::{
-    auth::{JwtKeys, Role},
+    auth::{JwtKeys, Role, bearer_token},
     config::HttpSettings,
     error::{ApiError, ErrorKind, problem_response},
     http::middleware::RequestId,
@@ -61,10 +61,8 @@ impl KeyExtractor for ClientKey {
         let claims = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .and_then(|(_, token)| self.keys.verify(token.trim()).ok());
+            .and_then(bearer_token)
+            .and_then(|token| self.keys.verify(token).ok());
         if let Some(claims) = claims {
             return Ok(if claims.role == Role::Service {
                 Client::Service
