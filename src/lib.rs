@@ -473,7 +473,6 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(bus_data.clone())
                 .app_data(idempotency.clone())
-                .app_data(web::PayloadConfig::new(http.json_limit_bytes))
                 .app_data(
                     web::PathConfig::default().error_handler(kernel::http::path_error_handler),
                 )
