@@ -13,17 +13,23 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
-use diesel::migration::MigrationSource;
 use diesel::{
     connection::{AnsiTransactionManager, SimpleConnection, TransactionManager},
     pg::PgConnection,
     prelude::*,
     sqlite::SqliteConnection,
 };
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::EmbeddedMigrations;
 use tracing::Instrument;
 
 use crate::config::DatabaseSettings;
+
+mod migrate;
+mod retry;
+
+pub use retry::{
+    CONFLICT_ATTEMPTS, Retryable, is_retryable, is_retryable_db_error, retry_on_conflict,
+};
 
 /// A connection to whichever database the URL named.
 #[derive(diesel::MultiConnection)]
@@ -182,21 +188,12 @@ impl std::fmt::Debug for Migrations {
     }
 }
 
-/// `EmbeddedMigrations` is a migration source only by value; this lends it by reference.
-struct Embedded(&'static EmbeddedMigrations);
-
-impl<DB: diesel::backend::Backend> MigrationSource<DB> for Embedded {
-    fn migrations(
-        &self,
-    ) -> diesel::migration::Result<Vec<Box<dyn diesel::migration::Migration<DB>>>> {
-        MigrationSource::<DB>::migrations(self.0)
-    }
-}
-
 /// The shared handle every module's store uses: a pool plus the executor bridge.
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: DbPool,
+    /// Opens connections outside the pool (the migrations' own session).
+    manager: DbManager,
     backend: Backend,
     /// SQLite only: this process's writers queue here, woken the moment the previous write
     /// commits, instead of polling SQLite's lock through its busy handler (which sleeps in
@@ -301,7 +298,7 @@ impl Db {
             .max_size(settings.pool_size)
             .min_idle(Some(1))
             .connection_timeout(timeout)
-            .build(manager)
+            .build(manager.clone())
             .with_context(|| {
                 format!(
                     "cannot open a connection pool to {}",
@@ -312,6 +309,7 @@ impl Db {
             .then(|| Arc::new(Mutex::new(())));
         Ok(Self {
             pool,
+            manager,
             backend,
             writer,
         })
@@ -337,50 +335,6 @@ impl Db {
     /// When no connection frees up within the pool's timeout.
     pub fn get(&self) -> anyhow::Result<PooledConnection> {
         self.pool.get().context("no database connection available")
-    }
-
-    /// Applies every pending migration of the given modules, returning the versions applied.
-    ///
-    /// # Errors
-    /// The first migration that fails, with its module.
-    pub fn migrate(&self, sets: &[Migrations]) -> anyhow::Result<Vec<String>> {
-        let mut conn = self.get()?;
-        let mut applied = Vec::new();
-        for set in sets {
-            let done = match &mut *conn {
-                DbConnection::Sqlite(c) => c
-                    .run_pending_migrations(Embedded(set.sqlite))
-                    .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>()),
-                DbConnection::Postgresql(c) => c
-                    .run_pending_migrations(Embedded(set.postgres))
-                    .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>()),
-            }
-            .map_err(|e| anyhow!("migrations of module {} failed: {e}", set.module))?;
-            applied.extend(done);
-        }
-        Ok(applied)
-    }
-
-    /// The versions of the given modules' migrations not applied yet (for `tessera doctor`).
-    ///
-    /// # Errors
-    /// The database cannot be read.
-    pub fn pending_migrations(&self, sets: &[Migrations]) -> anyhow::Result<Vec<String>> {
-        let mut conn = self.get()?;
-        let mut pending = Vec::new();
-        for set in sets {
-            let names = match &mut *conn {
-                DbConnection::Sqlite(c) => c
-                    .pending_migrations(Embedded(set.sqlite))
-                    .map(|v| v.iter().map(|m| m.name().to_string()).collect::<Vec<_>>()),
-                DbConnection::Postgresql(c) => c
-                    .pending_migrations(Embedded(set.postgres))
-                    .map(|v| v.iter().map(|m| m.name().to_string()).collect::<Vec<_>>()),
-            }
-            .map_err(|e| anyhow!("cannot read the migrations of module {}: {e}", set.module))?;
-            pending.extend(names.into_iter().map(|n| format!("{}: {n}", set.module)));
-        }
-        Ok(pending)
     }
 
     /// Runs blocking database work on tokio's blocking pool, inside the caller's span.
