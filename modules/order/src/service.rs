@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kernel::{
     auth::{Principal, Role},
-    db::DbConnection,
+    db::{DbConnection, retry_on_conflict},
     money::Money,
 };
 use order_api::{
@@ -43,6 +43,17 @@ impl LocalOrders {
             .bus
             .db()
             .run(move |conn| work(&store, conn))
+            .await
+    }
+
+    /// [`Self::run`] for a write: a transaction that loses a lock conflict to a concurrent
+    /// one (a deadlock, a serialization failure) runs again instead of failing the caller.
+    async fn write<T, F>(&self, mut work: F) -> Result<T, OrderError>
+    where
+        F: FnMut(&Store, &mut DbConnection) -> Result<T, OrderError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |store, conn| retry_on_conflict(conn, |conn| work(store, conn)))
             .await
     }
 
@@ -129,7 +140,7 @@ impl OrderService for LocalOrders {
             expires_at,
         };
         let d = draft.clone();
-        self.run(move |s, c| s.insert_reserving(c, &d)).await?;
+        self.write(move |s, c| s.insert_reserving(c, &d)).await?;
         let lines = ReservationLines::parse(
             draft
                 .items
@@ -151,7 +162,7 @@ impl OrderService for LocalOrders {
                 ProductError::InsufficientStock { .. } | ProductError::NotFound(_)
             );
             if definite {
-                self.run(move |s, c| s.discard(c, id)).await?;
+                self.write(move |s, c| s.discard(c, id)).await?;
             }
             return Err(match e {
                 ProductError::InsufficientStock {
@@ -174,7 +185,7 @@ impl OrderService for LocalOrders {
                 other => product_failure(other),
             });
         }
-        self.run(move |s, c| s.confirm_placed(c, id)).await
+        self.write(move |s, c| s.confirm_placed(c, id)).await
     }
 
     #[tracing::instrument(name = "order.get", skip(self, actor))]
@@ -224,7 +235,7 @@ impl OrderService for LocalOrders {
                 action: transition.verb(),
             })?;
         let reason = (to == OrderStatus::Cancelled).then(|| format!("cancelled by {}", actor.sub));
-        self.run(move |s, c| s.change_status(c, &order, to, reason))
+        self.write(move |s, c| s.change_status(c, &order, to, reason.clone()))
             .await
     }
 }

@@ -6,7 +6,10 @@
 use std::any::Any;
 
 use async_trait::async_trait;
-use kernel::{db::DbConnection, http::IfMatch};
+use kernel::{
+    db::{DbConnection, retry_on_conflict},
+    http::IfMatch,
+};
 use product_api::{
     NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
     ProductService, Reservation, ReservationId, ReservationLines,
@@ -68,13 +71,24 @@ impl LocalProducts {
             .run(move |conn| work(&store, conn))
             .await
     }
+
+    /// [`Self::run`] for a write: a transaction that loses a lock conflict to a concurrent
+    /// one (a deadlock, a serialization failure) runs again instead of failing the caller.
+    async fn write<T, F>(&self, mut work: F) -> Result<T, ProductError>
+    where
+        F: FnMut(&Store, &mut DbConnection) -> Result<T, ProductError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |store, conn| retry_on_conflict(conn, |conn| work(store, conn)))
+            .await
+    }
 }
 
 #[async_trait]
 impl ProductService for LocalProducts {
     #[tracing::instrument(name = "product.create", skip_all, fields(sku = %input.sku))]
     async fn create(&self, input: NewProduct) -> Result<Product, ProductError> {
-        self.run(move |s, c| s.insert(c, input)).await
+        self.write(move |s, c| s.insert(c, input.clone())).await
     }
 
     #[tracing::instrument(name = "product.get", skip(self))]
@@ -94,13 +108,13 @@ impl ProductService for LocalProducts {
         if_match: IfMatch,
         changes: ProductChanges,
     ) -> Result<Product, ProductError> {
-        self.run(move |s, c| s.update(c, id, &if_match, &changes))
+        self.write(move |s, c| s.update(c, id, &if_match, &changes))
             .await
     }
 
     #[tracing::instrument(name = "product.delete", skip(self))]
     async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError> {
-        self.run(move |s, c| s.delete(c, id, &if_match)).await
+        self.write(move |s, c| s.delete(c, id, &if_match)).await
     }
 
     #[tracing::instrument(name = "product.reserve", skip(self, lines), fields(lines = lines.lines().len()))]
@@ -109,17 +123,17 @@ impl ProductService for LocalProducts {
         id: ReservationId,
         lines: ReservationLines,
     ) -> Result<Reservation, ProductError> {
-        self.run(move |s, c| s.reserve(c, id, &lines)).await
+        self.write(move |s, c| s.reserve(c, id, &lines)).await
     }
 
     #[tracing::instrument(name = "product.release", skip(self))]
     async fn release(&self, id: ReservationId) -> Result<Reservation, ProductError> {
-        self.run(move |s, c| s.release(c, id)).await
+        self.write(move |s, c| s.release(c, id)).await
     }
 
     #[tracing::instrument(name = "product.commit", skip(self))]
     async fn commit(&self, id: ReservationId) -> Result<Reservation, ProductError> {
-        self.run(move |s, c| s.commit(c, id)).await
+        self.write(move |s, c| s.commit(c, id)).await
     }
 
     fn as_any(&self) -> Option<&dyn Any> {

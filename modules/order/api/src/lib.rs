@@ -300,6 +300,13 @@ pub enum OrderError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// A write that lost a lock conflict (deadlock, serialization failure) may be run again.
+impl kernel::db::Retryable for OrderError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unexpected(e) if kernel::db::is_retryable(e))
+    }
+}
+
 impl From<OrderError> for ApiError {
     fn from(err: OrderError) -> Self {
         match err {

@@ -138,6 +138,13 @@ pub enum ProductError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// A write that lost a lock conflict (deadlock, serialization failure) may be run again.
+impl kernel::db::Retryable for ProductError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unexpected(e) if kernel::db::is_retryable(e))
+    }
+}
+
 impl From<ProductError> for ApiError {
     fn from(err: ProductError) -> Self {
         let kind = match &err {
