@@ -5,7 +5,7 @@ use kernel::bus::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Product, ProductId, ReservationId, ReservationLine};
+use crate::{Product, ProductId, ReservationId, ReservationLine, ReservationStatus};
 
 /// A product was added to the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -70,6 +70,19 @@ pub struct InventoryCommitted {
     pub lines: Vec<ReservationLine>,
 }
 
+/// A paid order's reservation was not committed because it was no longer active: it had been
+/// released (the order was cancelled, or expired, before the payment's commit arrived). The
+/// stock stays as the release left it; the cancellation refunds the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InventoryCommitSkipped {
+    /// The reservation (the order id for order's reservations).
+    pub reservation_id: ReservationId,
+    /// Where it stood when the commit arrived.
+    pub status: ReservationStatus,
+    /// Why nothing was committed, in words.
+    pub reason: String,
+}
+
 kernel::event!(
     ProductCreated,
     "product.created",
@@ -119,6 +132,13 @@ kernel::event!(
     "A reservation's stock left the warehouse.",
     |e| e.reservation_id
 );
+kernel::event!(
+    InventoryCommitSkipped,
+    "inventory.commit_skipped",
+    "product",
+    "A paid order's reservation was already released; nothing was committed.",
+    |e| e.reservation_id
+);
 
 /// Every event type the product module publishes, for the event catalog.
 pub fn catalog() -> Vec<EventDoc> {
@@ -130,5 +150,6 @@ pub fn catalog() -> Vec<EventDoc> {
         EventDoc::of::<InventoryReserved>(),
         EventDoc::of::<InventoryReleased>(),
         EventDoc::of::<InventoryCommitted>(),
+        EventDoc::of::<InventoryCommitSkipped>(),
     ]
 }
