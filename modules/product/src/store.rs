@@ -34,6 +34,26 @@ diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql
 /// How many times an optimistic write is retried when a concurrent writer got there first.
 const WRITE_ATTEMPTS: usize = 5;
 
+/// PostgreSQL advisory lock taken first by every transaction that moves stock (reserve,
+/// commit, release), so they cannot deadlock on product rows. Each of them locks its own
+/// products in id order, but the relay delivers a batch of commits and releases in one
+/// transaction, whose products, over the batch, come in any order: a reservation holding
+/// product A and waiting for B deadlocked with a batch holding B and wanting A (the victim
+/// then waited a second for the deadlock detector). Stock moves are short, and on SQLite
+/// they are serialized by its single writer anyway.
+const INVENTORY_LOCK: i64 = 0x0069_6e76_656e_746f;
+
+/// Takes [`INVENTORY_LOCK`] until the end of the transaction (PostgreSQL; SQLite's writer
+/// lock already holds everything).
+fn lock_inventory(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(INVENTORY_LOCK)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// The product module's persistence: every write goes through the bus, so its events are
 /// published in the same transaction, and tells the read cache what it changed.
 #[derive(Debug, Clone)]
@@ -464,6 +484,7 @@ impl Store {
         }
         let now = kernel::time::now();
         let outcome = self.bus.write(conn, |tx| {
+            lock_inventory(tx.conn())?;
             // Inserting the reservation first makes a concurrent call with the same id fail on
             // the primary key instead of reserving a second time.
             diesel::insert_into(reservations::table)
@@ -572,6 +593,7 @@ impl Store {
     ) -> Result<(Reservation, Vec<(ProductId, i64)>), ProductError> {
         use ReservationStatus::{Active, Committed, Released};
         let now = kernel::time::now();
+        lock_inventory(tx.conn()).context("lock the inventory")?;
         for _ in 0..WRITE_ATTEMPTS {
             let current =
                 load_reservation(tx.conn(), id)?.ok_or(ProductError::ReservationNotFound(id))?;
