@@ -21,3 +21,4 @@ mod patients;
 mod payments;
 mod products;
 mod split;
+mod sweep;
