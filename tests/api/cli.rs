@@ -429,36 +429,23 @@ fn drains_in_flight_requests_on(signal: &str) {
     let token = keys.issue("ops", Role::Admin, None).unwrap();
     let body =
         r#"{"sku":"DRAIN-1","name":"Drained","price":{"amount":100,"currency":"EUR"},"stock":1}"#;
-    let (first, rest) = body.split_at(20);
 
-    // A first answered request proves a worker holds the connection; the second one's body
-    // is still arriving when the signal comes.
+    // A request whose body is still to come when the signal arrives. `Expect: 100-continue`
+    // makes the server say when it has read the head: from then on the request is in flight
+    // (an idle keep-alive connection, by contrast, is closed at shutdown).
     let mut stream = std::net::TcpStream::connect(&host).unwrap();
-    write!(stream, "GET /health/live HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut content_length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).unwrap();
-        if let Some(len) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            content_length = len.trim().parse().unwrap();
-        }
-        if header == "\r\n" {
-            break;
-        }
-    }
-    reader
-        .by_ref()
-        .take(content_length)
-        .read_to_end(&mut Vec::new())
-        .unwrap();
     write!(
         stream,
-        "POST /api/v1/products HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
+        "POST /api/v1/products HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();
     stream.flush().unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut interim = String::new();
+    reader.read_line(&mut interim).unwrap();
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    reader.read_line(&mut interim).unwrap();
     let killed = Command::new("kill")
         .args([format!("-{signal}"), child.id().to_string()])
         .status()
@@ -474,10 +461,14 @@ fn drains_in_flight_requests_on(signal: &str) {
             break;
         }
     }
-    stream.write_all(rest.as_bytes()).unwrap();
+    let _ = stream.write_all(body.as_bytes());
     let mut response = String::new();
-    reader.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    let _ = reader.read_to_string(&mut response);
+    if !response.starts_with("HTTP/1.1 201") {
+        let _ = child.kill();
+        log.extend(lines.map_while(Result::ok));
+        panic!("{response}\n{}", log.join("\n"));
+    }
 
     let started = Instant::now();
     let status = loop {
