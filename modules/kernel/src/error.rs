@@ -326,9 +326,9 @@ mod tests {
         assert_eq!(api.kind(), ErrorKind::ServiceUnavailable);
         let response = api.error_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
         assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
             PROBLEM_CONTENT_TYPE
         );
     }
