@@ -313,6 +313,21 @@ where
     }
 }
 
+/// Resolves at the first SIGINT or SIGTERM. Replaces actix's own handling, which stops
+/// without draining on SIGINT (Ctrl-C) and so drops the requests in flight; both drain now.
+fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        };
+        tracing::info!("{name} received; starting graceful shutdown (draining in-flight requests)");
+    })
+}
+
 /// A bound, not yet running server. `build` connects, migrates and binds; `run` serves.
 pub struct Application {
     port: u16,
@@ -465,6 +480,7 @@ impl Application {
         #[cfg(feature = "contract")]
         let contracts = modules.contracts.map(web::Data::from);
 
+        let stop_requested = stop_requested()?;
         let mut server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .into_utoipa_app()
@@ -528,6 +544,7 @@ impl Application {
             .wrap(from_fn(middleware::request_context))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .shutdown_signal(stop_requested)
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);

@@ -104,9 +104,22 @@ fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Every connection, database file and pooled connection is a file descriptor, and the usual
+/// soft limit (1,024) is far below what a busy server needs while the hard limit is not.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(
+            open_files = limit,
+            "open-file limit raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
 fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     kernel::telemetry::init(&settings.log);
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

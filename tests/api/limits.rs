@@ -42,6 +42,48 @@ async fn a_client_over_its_burst_gets_429_with_retry_after_then_recovers() {
     assert_eq!(again.status(), StatusCode::OK);
 }
 
+/// However briefly a client must wait, it is told at least one whole second: a fast rate
+/// refills within microseconds, and `Retry-After: 0` would invite an immediate retry.
+#[tokio::test]
+async fn every_429_of_a_burst_says_retry_after_at_least_one_second() {
+    let app = limited(10_000, 1).await;
+    let mut refused = 0;
+    for _ in 0..5 {
+        let burst = (0..100).map(|_| app.get("/api/v1/products").send());
+        for response in futures_util::future::join_all(burst).await {
+            let response = response.unwrap();
+            if response.status() != StatusCode::TOO_MANY_REQUESTS {
+                continue;
+            }
+            refused += 1;
+            let retry_after = response.headers()[header::RETRY_AFTER].to_str().unwrap();
+            let seconds: u64 = retry_after.parse().unwrap();
+            assert!(seconds >= 1, "Retry-After: {retry_after}");
+        }
+    }
+    assert!(refused > 0, "the burst was never limited");
+}
+
+/// A liveness or readiness probe behind a proxy shares its address with clients; a limited
+/// client must not make the probe fail (and the orchestrator restart the pod).
+#[tokio::test]
+async fn health_probes_answer_while_their_address_is_limited() {
+    let app = limited(1, 2).await;
+    while app.get("/api/v1/products").send().await.unwrap().status() == StatusCode::OK {}
+    for _ in 0..10 {
+        for path in ["/health/live", "/health/ready"] {
+            let response = app.get(path).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+        }
+    }
+    let still = app.get("/api/v1/products").send().await.unwrap();
+    assert_eq!(
+        still.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client is still limited"
+    );
+}
+
 #[tokio::test]
 async fn authenticated_callers_have_their_own_budget_and_services_are_not_limited() {
     let app = limited(1, 2).await;
@@ -86,18 +128,22 @@ async fn a_request_still_running_after_the_timeout_gets_a_503_problem() {
     })
     .await
     .unwrap();
-    // Another writer holds SQLite's write lock, so the write waits past the timeout.
+    // Another writer holds SQLite's write lock until told to let go, so the write waits past
+    // the timeout.
     let path = app.sqlite_path().unwrap();
+    let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let locker = std::thread::spawn(move || {
         use diesel::{Connection, RunQueryDsl, sqlite::SqliteConnection};
         let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
         diesel::sql_query("BEGIN IMMEDIATE")
             .execute(&mut conn)
             .unwrap();
-        std::thread::sleep(Duration::from_millis(2000));
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv();
         diesel::sql_query("ROLLBACK").execute(&mut conn).unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    held_rx.await.unwrap();
     let response = app
         .admin(reqwest::Method::POST, "/api/v1/products")
         .json(&serde_json::json!({
@@ -114,6 +160,7 @@ async fn a_request_still_running_after_the_timeout_gets_a_503_problem() {
             .contains("outcome is unknown")
     );
     assert!(body["request_id"].is_string());
+    release_tx.send(()).unwrap();
     locker.join().unwrap();
     // The server is fine afterwards.
     let health = app.get("/health/ready").send().await.unwrap();

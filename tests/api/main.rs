@@ -22,4 +22,6 @@ mod orders;
 mod patients;
 mod payments;
 mod products;
+mod shortage;
 mod split;
+mod sweep;

@@ -134,6 +134,7 @@ pub struct ApiError {
     errors: Vec<FieldError>,
     source: Option<anyhow::Error>,
     request_id: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -144,6 +145,7 @@ impl ApiError {
             errors: Vec::new(),
             source: None,
             request_id: None,
+            retry_after: None,
         }
     }
 
@@ -171,12 +173,30 @@ impl ApiError {
         }
     }
 
-    /// 500 whose cause is logged, never shown.
+    /// 500 whose cause is logged, never shown; or 503 with `Retry-After` when the cause is
+    /// a shortage that passes: no database connection free or openable in time (the pool's
+    /// timeout), or no file descriptor left (EMFILE/ENFILE).
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        let source = source.into();
+        if is_shortage(&source) {
+            return Self {
+                source: Some(source),
+                retry_after: Some(1),
+                ..Self::new(
+                    ErrorKind::ServiceUnavailable,
+                    "The server is short of database connections or open files; retry shortly.",
+                )
+            };
+        }
         Self {
-            source: Some(source.into()),
+            source: Some(source),
             ..Self::new(ErrorKind::Internal, "An unexpected error occurred.")
         }
+    }
+
+    /// Seconds the client should wait before retrying (`Retry-After`), if it should.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// Puts the request id into the problem and the `x-request-id` header; for errors
@@ -208,6 +228,19 @@ impl ApiError {
             request_id: self.request_id.clone(),
         }
     }
+}
+
+/// Linux's EMFILE (this process is out of file descriptors) and ENFILE (the system is).
+const OUT_OF_FILES: [i32; 2] = [24, 23];
+
+fn is_shortage(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<r2d2::Error>().is_some()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+                .is_some_and(|code| OUT_OF_FILES.contains(&code))
+    })
 }
 
 impl fmt::Debug for ApiError {
@@ -250,7 +283,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let (Some(source), ErrorKind::ServiceUnavailable) = (&self.source, self.kind) {
+            // Not a 500, so the request-context middleware does not log it: say why here.
+            tracing::warn!(error = ?source, "answering 503: {}", self.detail);
+        }
         let mut response = problem_response(&self.problem());
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds.max(1)),
+            );
+        }
         if let Some(value) = self
             .request_id
             .as_deref()
@@ -261,5 +304,43 @@ impl ResponseError for ApiError {
                 .insert(header::HeaderName::from_static("x-request-id"), value);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_database_connection_in_time_is_a_503_with_retry_after() {
+        use diesel::{r2d2::ConnectionManager, sqlite::SqliteConnection};
+        // A database that cannot be opened, as when the process has no file descriptor left.
+        let pool = r2d2::Pool::builder()
+            .connection_timeout(std::time::Duration::from_millis(50))
+            .build_unchecked(ConnectionManager::<SqliteConnection>::new(
+                "/nonexistent-dir/tessera.db",
+            ));
+        let err = pool.get().err().expect("the pool cannot open a connection");
+        let api =
+            ApiError::from(anyhow::Error::new(err).context("no database connection available"));
+        assert_eq!(api.kind(), ErrorKind::ServiceUnavailable);
+        let response = api.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
+        assert_eq!(
+            response.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_CONTENT_TYPE
+        );
+    }
+
+    #[test]
+    fn running_out_of_file_descriptors_is_a_503() {
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let api = ApiError::internal(anyhow::Error::new(emfile).context("open the file"));
+        assert_eq!(api.kind(), ErrorKind::ServiceUnavailable);
+        assert_eq!(api.retry_after(), Some(1));
+        let other = ApiError::internal(anyhow::anyhow!("a bug"));
+        assert_eq!(other.kind(), ErrorKind::Internal);
+        assert_eq!(other.retry_after(), None);
     }
 }

@@ -4,7 +4,9 @@
 //! - larger than `http.json_limit_bytes` → 413;
 //! - not JSON at all → 400;
 //! - JSON of the wrong shape → 422 naming every offending field: every missing required
-//!   field, every unknown field and every field of the wrong type, not just serde's first.
+//!   field, every unknown field and every field of the wrong type, not just serde's first; an
+//!   array where an object is expected, at any depth; every string, anywhere in the body,
+//!   that the database could not store (NUL).
 
 use std::{future::Future, pin::Pin};
 
@@ -17,6 +19,7 @@ use utoipa::{
     openapi::{RefOr, Schema},
 };
 
+use super::strict::{Strict, unstorable};
 use crate::error::{ApiError, ErrorKind, FieldError};
 
 /// The largest JSON body accepted; registered as app data by the application.
@@ -120,16 +123,22 @@ pub fn from_value<T>(value: Value) -> Result<T, Vec<FieldError>>
 where
     T: DeserializeOwned + PartialSchema,
 {
+    let unstorable = unstorable(&value);
     // Fast path: well-formed input pays for one deserialization only.
-    let first_error = match serde_path_to_error::deserialize::<_, T>(&value) {
-        Ok(parsed) => return Ok(parsed),
+    let first_error = match serde_path_to_error::deserialize::<_, T>(Strict(&value)) {
+        Ok(parsed) if unstorable.is_empty() => return Ok(parsed),
+        Ok(_) => return Err(unstorable),
         Err(e) => field_error(&e),
     };
     let Value::Object(object) = value else {
-        return Err(vec![FieldError::new(
-            "$",
-            "the request body must be a JSON object",
-        )]);
+        let mut errors = unstorable;
+        if !errors.iter().any(|e| e.field == "$") {
+            errors.push(FieldError::new(
+                "$",
+                "the request body must be a JSON object",
+            ));
+        }
+        return Err(errors);
     };
     let mut errors = missing_required::<T>(&object);
     // serde stops at the first problem; feeding it one field at a time finds the rest.
@@ -137,7 +146,7 @@ where
     for (key, field_value) in object {
         let mut single = Map::new();
         single.insert(key.clone(), field_value);
-        if let Err(e) = serde_path_to_error::deserialize::<_, T>(&Value::Object(single)) {
+        if let Err(e) = serde_path_to_error::deserialize::<_, T>(Strict(&Value::Object(single))) {
             let err = field_error(&e);
             if err.field != "$" || !e.inner().to_string().starts_with("missing field") {
                 errors.push(if err.field == "$" {
@@ -151,6 +160,9 @@ where
     if errors.is_empty() {
         errors.push(first_error);
     }
+    // A NUL in a field that is also of the wrong shape is named once, for the NUL.
+    errors.retain(|e| !unstorable.iter().any(|u| u.field == e.field));
+    errors.splice(0..0, unstorable);
     Err(errors)
 }
 

@@ -38,7 +38,13 @@ pub enum Client {
     /// Anyone else, by peer address. Behind a reverse proxy every anonymous client shares the
     /// proxy's address: limit there, or turn this limit off.
     Address(IpAddr),
+    /// A liveness or readiness probe. Never limited: a probe that shares its address with
+    /// busy clients (behind a proxy) would otherwise see 429 and have the pod restarted.
+    Probe,
 }
+
+/// The paths of the health probes, which the rate limit never counts.
+pub const PROBE_PATHS: [&str; 2] = ["/health/live", "/health/ready"];
 
 /// Tells [`Client`]s apart: a valid bearer token names the client, else the peer address.
 /// An invalid token counts against the address (so random tokens do not buy fresh budgets).
@@ -58,6 +64,9 @@ impl KeyExtractor for ClientKey {
     type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
 
     fn extract(&self, req: &ServiceRequest) -> Result<Client, Self::KeyExtractionError> {
+        if PROBE_PATHS.contains(&req.path()) {
+            return Ok(Client::Probe);
+        }
         let claims = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -80,7 +89,7 @@ impl KeyExtractor for ClientKey {
     }
 
     fn whitelisted_keys(&self) -> Vec<Client> {
-        vec![Client::Service]
+        vec![Client::Service, Client::Probe]
     }
 
     fn exceed_rate_limit_response(
@@ -89,8 +98,9 @@ impl KeyExtractor for ClientKey {
         _: HttpResponseBuilder,
     ) -> HttpResponse {
         let wait = negative.wait_time_from(DefaultClock::default().now());
-        // Whole seconds, rounded up: "0" would invite an immediate retry.
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        // Whole seconds, rounded up, and at least 1: by the time this runs the wait may have
+        // elapsed already, and "0" would invite an immediate retry.
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         let mut response = problem_response(
             &ApiError::new(
                 ErrorKind::TooManyRequests,

@@ -6,6 +6,7 @@ pub mod idempotency;
 mod json;
 pub mod limits;
 pub mod middleware;
+mod strict;
 
 use std::{future::Future, pin::Pin};
 
@@ -17,8 +18,8 @@ pub use json::{Json, JsonLimit, from_value, parse_body};
 
 use crate::error::{ApiError, ErrorKind, FieldError};
 
-/// Query-string extractor: a parameter of the wrong type or an unknown parameter is a 422
-/// naming it.
+/// Query-string extractor: a parameter of the wrong type, an unknown parameter or one the
+/// database could not store (NUL) is a 422 naming it.
 #[derive(Debug)]
 pub struct Query<T>(pub T);
 
@@ -41,6 +42,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
 /// # Errors
 /// 422 naming the offending parameter.
 pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let unstorable: Vec<FieldError> = form_urlencoded::parse(query.as_bytes())
+        .filter(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| FieldError::new(strict::printable(&name), strict::NUL_MESSAGE))
+        .collect();
+    if !unstorable.is_empty() {
+        return Err(ApiError::validation(unstorable));
+    }
     let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -202,11 +210,21 @@ impl FromRequest for IfMatch {
     }
 }
 
-/// The problem for a path segment that cannot name a resource (`/products/not-a-uuid`).
+/// The problem for a path segment that cannot name a resource (`/products/not-a-uuid`), or
+/// a 422 naming a path parameter the database could not store (NUL, sent as `%00`).
 pub fn path_error_handler(
     _err: actix_web::error::PathError,
     req: &HttpRequest,
 ) -> actix_web::Error {
+    let unstorable: Vec<FieldError> = req
+        .match_info()
+        .iter()
+        .filter(|(_, value)| value.contains('\0') || value.to_ascii_lowercase().contains("%00"))
+        .map(|(name, _)| FieldError::new(name, strict::NUL_MESSAGE))
+        .collect();
+    if !unstorable.is_empty() {
+        return ApiError::validation(unstorable).into();
+    }
     ApiError::new(
         ErrorKind::NotFound,
         format!("Nothing exists at {}.", req.path()),
@@ -234,6 +252,15 @@ mod tests {
         let err = parse_query::<Q>("lmit=1").unwrap_err();
         assert_eq!(err.errors()[0].field, "lmit");
         assert!(parse_query::<Q>("limit=5&q=a%20b").is_ok());
+    }
+
+    #[test]
+    fn a_nul_in_a_query_parameter_is_named() {
+        let err = parse_query::<Q>("limit=5&q=a%00b").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.errors()[0].field, "q");
+        let err = parse_query::<Q>("q%00=1").unwrap_err();
+        assert_eq!(err.errors()[0].field, "q\\u0000");
     }
 
     #[test]
