@@ -7,6 +7,7 @@
 
 pub mod card;
 pub mod events;
+pub mod gateway;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,10 +22,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub use card::{Card, CardInput};
+pub use gateway::{ChargeOutcome, GatewayRecord, IdempotencyKey, PaymentGateway, RefundOutcome};
 
 kernel::typed_id!(
     /// Identifies a payment (a PaymentIntent-like object).
     PaymentId
+);
+
+kernel::typed_id!(
+    /// Identifies one refund of a payment (the idempotency key of its gateway call).
+    RefundId
 );
 
 /// Where a payment stands. `processing → succeeded | failed`;
@@ -175,30 +182,6 @@ impl TryFrom<PaymentListParams> for PaymentQuery {
             before,
         })
     }
-}
-
-/// What a gateway says about a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChargeOutcome {
-    Captured,
-    Declined { code: String },
-}
-
-/// A card processor. Calls carry the payment id as idempotency key.
-#[async_trait]
-pub trait PaymentGateway: Send + Sync + 'static {
-    /// # Errors
-    /// The gateway could not be reached (not a decline).
-    async fn charge(
-        &self,
-        payment: PaymentId,
-        amount: Money,
-        card: &Card,
-    ) -> anyhow::Result<ChargeOutcome>;
-
-    /// # Errors
-    /// The gateway could not be reached.
-    async fn refund(&self, payment: PaymentId, amount: Money) -> anyhow::Result<()>;
 }
 
 /// Payments, as the HTTP layer and other modules see them.
