@@ -10,7 +10,6 @@ mod support;
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use diesel::RunQueryDsl;
 use futures_util::future::join_all;
 use kernel::testing::published_events;
 use order_api::OrderStatus;
@@ -462,7 +461,11 @@ async fn a_refund_racing_a_cancellation_never_gives_back_more(f: Fixture) {
     deliver(&f).await;
     let manual = manual.await.unwrap();
     refunds_carried_out(&f).await;
-    assert_eq!(f.gateway.captured_and_refunded(id), (1000, 1000), "{manual:?}");
+    assert_eq!(
+        f.gateway.captured_and_refunded(id),
+        (1000, 1000),
+        "{manual:?}"
+    );
     let payment = f.payments.get(&admin(), id).await.unwrap();
     assert_eq!(
         (payment.status, payment.refunded),
@@ -615,5 +618,8 @@ async fn no_card_number_or_cvc_is_stored_or_published(f: Fixture) {
         assert!(!text.contains("cvc"), "a CVC field leaked into {text}");
     }
     // What is kept is the brand and the last four digits.
-    assert!(contains_word(&stored, "visa") && contains_word(&stored, "4242"), "{stored}");
+    assert!(
+        contains_word(&stored, "visa") && contains_word(&stored, "4242"),
+        "{stored}"
+    );
 }

@@ -11,6 +11,10 @@ use std::{
 };
 
 use async_trait::async_trait;
+use diesel::{
+    QueryableByName, RunQueryDsl,
+    sql_types::{BigInt, Nullable, Text},
+};
 use kernel::{
     auth::{Principal, Role},
     bus::{self, Bus, Envelope},
@@ -22,10 +26,6 @@ use kernel::{
 use order_api::{
     NewOrder, Order, OrderError, OrderId, OrderPage, OrderQuery, OrderService, OrderStatus,
     Transition, events::OrderCancelled,
-};
-use diesel::{
-    QueryableByName, RunQueryDsl,
-    sql_types::{BigInt, Nullable, Text},
 };
 use payment::{PaymentModule, PaymentSettings};
 use payment_api::{
@@ -40,7 +40,14 @@ pub const CVC: &str = "987";
 
 /// Orders the payment module may read: customers see only their own, like the real one.
 #[derive(Default)]
-pub struct FixedOrders(pub Mutex<HashMap<OrderId, Order>>);
+pub struct FixedOrders(pub Mutex<HashMap<OrderId, Order>>, AtomicU64);
+
+impl FixedOrders {
+    /// How many times an order was read.
+    pub fn reads(&self) -> u64 {
+        self.1.load(Ordering::SeqCst)
+    }
+}
 
 #[async_trait]
 impl OrderService for FixedOrders {
@@ -49,6 +56,7 @@ impl OrderService for FixedOrders {
     }
 
     async fn get(&self, actor: &Principal, id: OrderId) -> Result<Order, OrderError> {
+        self.1.fetch_add(1, Ordering::SeqCst);
         let orders = self.0.lock().unwrap();
         match orders.get(&id) {
             Some(order) if actor.role != Role::Customer || order.customer == actor.sub => {
