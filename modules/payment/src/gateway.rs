@@ -203,3 +203,92 @@ impl PaymentGateway for SimulatedGateway {
         self.remember(op).await?.record()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernel::{db::Db, money::Currency, testing::TestDatabase};
+    use payment_api::CardInput;
+
+    fn card(number: &str) -> Card {
+        let input = CardInput {
+            number: number.into(),
+            exp_month: 12,
+            exp_year: 2099,
+            cvc: "123".into(),
+        };
+        Card::parse(&input, chrono::Utc::now().date_naive()).unwrap()
+    }
+
+    fn gateway() -> (SimulatedGateway, TestDatabase) {
+        let database = TestDatabase::sqlite();
+        let db = Db::connect(&database.settings()).unwrap();
+        db.migrate(&[kernel::bus::MIGRATIONS, crate::MIGRATIONS])
+            .unwrap();
+        (SimulatedGateway::new(db), database)
+    }
+
+    fn eur(amount: i64) -> Money {
+        Money::new(amount, Currency::parse("EUR").unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_test_numbers_give_their_documented_outcomes() {
+        let (gateway, _db) = gateway();
+        let charge = |number: &'static str| {
+            let gateway = gateway.clone();
+            async move {
+                gateway
+                    .charge(PaymentId::new(), eur(100), &card(number))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(charge("4242424242424242").await, ChargeOutcome::Captured);
+        assert_eq!(charge("5555555555554444").await, ChargeOutcome::Captured);
+        let declined = |code: &str| ChargeOutcome::Declined { code: code.into() };
+        assert_eq!(charge("4000000000000002").await, declined("card_declined"));
+        assert_eq!(
+            charge("4000 0000 0000 9995").await,
+            declined("insufficient_funds")
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeated_key_gets_the_first_outcome_and_a_voided_key_acts_no_more() {
+        let (gateway, _db) = gateway();
+        let payment = PaymentId::new();
+        let (declined, good) = (card("4000000000000002"), card("4242424242424242"));
+        let first = gateway.charge(payment, eur(100), &declined);
+        assert!(matches!(
+            first.await.unwrap(),
+            ChargeOutcome::Declined { .. }
+        ));
+        let again = gateway.charge(payment, eur(100), &good);
+        assert!(matches!(
+            again.await.unwrap(),
+            ChargeOutcome::Declined { .. }
+        ));
+
+        let refund = RefundId::new();
+        for _ in 0..2 {
+            let outcome = gateway.refund(refund, payment, eur(40)).await.unwrap();
+            assert_eq!(outcome, RefundOutcome::Refunded);
+        }
+        let key = IdempotencyKey::from(refund);
+        assert_eq!(
+            gateway.lookup(&key).await.unwrap(),
+            Some(GatewayRecord::Refunded)
+        );
+        assert_eq!(gateway.void(&key).await.unwrap(), GatewayRecord::Refunded);
+
+        let unused = RefundId::new();
+        assert_eq!(gateway.lookup(&unused.into()).await.unwrap(), None);
+        assert_eq!(
+            gateway.void(&unused.into()).await.unwrap(),
+            GatewayRecord::Voided
+        );
+        let late = gateway.refund(unused, payment, eur(40)).await.unwrap();
+        assert!(matches!(late, RefundOutcome::Refused { .. }));
+    }
+}

@@ -182,3 +182,21 @@ pub fn consumers() -> Vec<ConsumerDoc> {
 pub fn events() -> Vec<EventDoc> {
     api::events::catalog()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernel::config::{AppEnv, Settings};
+
+    #[test]
+    fn reconciliation_age_comes_from_config_and_sets_the_pace() {
+        let settings = Settings::defaults(AppEnv::Test).unwrap();
+        let payment: PaymentSettings = settings.module("payment").unwrap();
+        assert_eq!(payment.reconcile_after_secs, 120);
+        assert_eq!(payment.reconcile_every(), Duration::from_secs(30));
+        let quick = PaymentSettings {
+            reconcile_after_secs: 2,
+        };
+        assert_eq!(quick.reconcile_every(), Duration::from_millis(500));
+    }
+}

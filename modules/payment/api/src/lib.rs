@@ -212,11 +212,14 @@ pub trait PaymentService: Send + Sync + 'static {
         query: PaymentQuery,
     ) -> Result<PaymentPage, PaymentError>;
 
-    /// Gives back `amount` (admin).
+    /// Gives back `amount` (admin). The amount is reserved under the payment's lock before
+    /// the gateway is called, with the refund's id as idempotency key.
     ///
     /// # Errors
     /// [`PaymentError::NotFound`]; [`PaymentError::NotRefundable`] when the payment did not
-    /// succeed or `amount` exceeds what is left.
+    /// succeed, `amount` exceeds what is left once refunds under way are counted, or the
+    /// gateway refused; [`PaymentError::Unavailable`] when the gateway did not answer (the
+    /// refund stays reserved until reconciliation settles it).
     async fn refund(&self, id: PaymentId, amount: i64) -> Result<Payment, PaymentError>;
 }
 
