@@ -155,11 +155,12 @@ pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
         let orders = orders
             .clone()
             .context("the payment module needs the order module: build with the `order` feature")?;
-        let gateway = payment::simulated_gateway();
+        let module = payment::PaymentModule::new(bus.clone(), orders, settings.module("payment")?);
+        wiring.subscribers.extend(module.subscribers());
+        wiring.payments = Some(module.service());
         wiring
-            .subscribers
-            .extend(payment::subscribers(gateway.clone()));
-        wiring.payments = Some(payment::service(bus.clone(), orders, gateway));
+            .jobs
+            .push(Box::new(move |stop| module.start_jobs(stop)));
     }
     #[cfg(feature = "patient")]
     {

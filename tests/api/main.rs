@@ -20,6 +20,7 @@ mod module_map;
 mod openapi;
 mod orders;
 mod patients;
+mod payment_faults;
 mod payments;
 mod products;
 mod shortage;

@@ -1,6 +1,10 @@
 //! The in-process implementation of [`PaymentService`]: database work runs on the blocking
 //! pool, gateway calls on the async executor and never inside a transaction, each call in a
 //! span named after the trait method. Spans carry ids, never card data.
+//!
+//! Paying and refunding run as tasks of their own, from the first write to the last: a client
+//! that hangs up drops only its wait, never the work, so it cannot strand a payment
+//! `processing` or a refund `pending`. What a crash interrupts, reconciliation settles.
 
 use std::sync::Arc;
 
@@ -9,16 +13,18 @@ use kernel::{
     auth::{Principal, Role},
     db::DbConnection,
     error::FieldError,
-    money::Money,
 };
 use order_api::{OrderError, OrderId, OrderService, OrderStatus};
 use payment_api::{
-    Card, ChargeOutcome, Payment, PaymentError, PaymentGateway, PaymentId, PaymentPage,
-    PaymentQuery, PaymentService,
+    Card, ChargeOutcome, GatewayRecord, Payment, PaymentError, PaymentGateway, PaymentId,
+    PaymentPage, PaymentQuery, PaymentService,
 };
 use tracing::Instrument;
 
-use crate::store::{Settlement, Store};
+use crate::{
+    refunder::Refunder,
+    store::{Settlement, Store},
+};
 
 /// The failure code of a payment whose gateway could not be reached.
 const GATEWAY_ERROR: &str = "gateway_error";
@@ -28,6 +34,7 @@ pub(crate) struct LocalPayments {
     store: Store,
     orders: Arc<dyn OrderService>,
     gateway: Arc<dyn PaymentGateway>,
+    refunder: Refunder,
 }
 
 impl std::fmt::Debug for LocalPayments {
@@ -58,12 +65,42 @@ impl LocalPayments {
         store: Store,
         orders: Arc<dyn OrderService>,
         gateway: Arc<dyn PaymentGateway>,
+        refunder: Refunder,
     ) -> Self {
         Self {
             store,
             orders,
             gateway,
+            refunder,
         }
+    }
+
+    /// The whole of a payment: the order is read, the `processing` row created, the card
+    /// charged and the outcome recorded.
+    async fn pay_now(
+        self,
+        actor: Principal,
+        order_id: OrderId,
+        card: Card,
+    ) -> Result<Payment, PaymentError> {
+        let order = self
+            .orders
+            .get(&actor, order_id)
+            .await
+            .map_err(|e| order_error(order_id, e))?;
+        if order.status != OrderStatus::PendingPayment {
+            return Err(PaymentError::NotPayable(
+                order.id,
+                format!("it is {}", order.status),
+            ));
+        }
+        // Only the brand and last four digits cross into the store; the card stays here.
+        let (brand, last4) = (card.brand(), card.last4().to_owned());
+        let started = self
+            .run(move |s, c| s.start(c, &order, brand, &last4))
+            .await?;
+        tracing::Span::current().record("payment_id", tracing::field::display(started.id));
+        self.charge(started, card).await
     }
 
     /// Charges a `processing` payment and records how it went. A gateway that cannot be
@@ -74,8 +111,16 @@ impl LocalPayments {
             Ok(ChargeOutcome::Declined { code }) => Settlement::Failed { code },
             Err(error) => {
                 tracing::warn!(error = ?error, "the payment gateway could not be reached");
-                Settlement::Failed {
-                    code: GATEWAY_ERROR.into(),
+                // Close the key before giving up, so a charge that did reach the gateway is
+                // found now and one still on its way cannot land after the payment failed.
+                match self.gateway.void(&started.id.into()).await {
+                    Ok(GatewayRecord::Charged(ChargeOutcome::Captured)) => Settlement::Captured,
+                    Ok(GatewayRecord::Charged(ChargeOutcome::Declined { code })) => {
+                        Settlement::Failed { code }
+                    }
+                    _ => Settlement::Failed {
+                        code: GATEWAY_ERROR.into(),
+                    },
                 }
             }
         };
@@ -84,7 +129,7 @@ impl LocalPayments {
             .await
             .inspect_err(|e| {
                 // The charge happened (or not) but is not recorded: the payment stays
-                // `processing` and blocks the order until someone reconciles it.
+                // `processing` until reconciliation asks the gateway.
                 tracing::error!(error = ?e, "a settled charge could not be recorded");
             })
     }
@@ -116,31 +161,14 @@ impl PaymentService for LocalPayments {
         order_id: OrderId,
         card: Card,
     ) -> Result<Payment, PaymentError> {
-        let order = self
-            .orders
-            .get(actor, order_id)
-            .await
-            .map_err(|e| order_error(order_id, e))?;
-        if order.status != OrderStatus::PendingPayment {
-            return Err(PaymentError::NotPayable(
-                order.id,
-                format!("it is {}", order.status),
-            ));
-        }
-        // Only the brand and last four digits cross into the store; the card stays here.
-        let (brand, last4) = (card.brand(), card.last4().to_owned());
-        let started = self
-            .run(move |s, c| s.start(c, &order, brand, &last4))
-            .await?;
         let span = tracing::Span::current();
-        span.record("payment_id", tracing::field::display(started.id));
-        // Charging and recording the outcome run as a task of their own: a client that hangs
-        // up drops this future, and that must not leave the payment `processing` for ever
-        // (it would block the order).
-        let this = self.clone();
-        let payment = tokio::spawn(this.charge(started, card).instrument(span.clone()))
+        let work = self
+            .clone()
+            .pay_now(actor.clone(), order_id, card)
+            .instrument(span.clone());
+        let payment = tokio::spawn(work)
             .await
-            .map_err(|e| anyhow::anyhow!("the charge task failed: {e}"))??;
+            .map_err(|e| anyhow::anyhow!("the payment task failed: {e}"))??;
         span.record("status", payment.status.as_str());
         // One line per charge for operators (ids and outcome only, never card data).
         tracing::info!(status = payment.status.as_str(), "charge recorded");
@@ -180,27 +208,19 @@ impl PaymentService for LocalPayments {
                 "must be at least 1",
             )]));
         }
-        let payment = self.run(move |s, c| s.refundable(c, id, amount)).await?;
-        self.gateway
-            .refund(id, Money::new(amount, payment.amount.currency))
-            .await
-            .map_err(|error| {
-                tracing::warn!(error = ?error, "the payment gateway could not be reached");
-                PaymentError::Unavailable("the payment gateway did not answer".into())
-            })?;
-        self.run(move |s, c| s.record_refund(c, id, amount))
-            .await
-            .map_err(|e| match e {
-                // A concurrent refund took what was left after the check above; the gateway
-                // has given this amount back too, so it must not pass as a plain refusal.
-                PaymentError::NotRefundable(_, reason) => {
-                    PaymentError::Unexpected(anyhow::anyhow!(
-                        "payment {id}: {amount} was refunded at the gateway but cannot be recorded \
-                     ({reason}); reconcile it with the gateway"
-                    ))
-                }
-                other => other,
+        let this = self.clone();
+        let work = async move {
+            let refund = this
+                .run(move |s, c| s.reserve_refund(c, id, amount))
+                .await?;
+            this.refunder.execute(refund, id).await?.ok_or_else(|| {
+                PaymentError::Unexpected(anyhow::anyhow!(
+                    "refund {refund} ended before it was carried out"
+                ))
             })
-            .inspect_err(|e| tracing::error!(error = ?e, "a gateway refund was not recorded"))
+        };
+        tokio::spawn(work.instrument(tracing::Span::current()))
+            .await
+            .map_err(|e| anyhow::anyhow!("the refund task failed: {e}"))?
     }
 }

@@ -10,20 +10,20 @@ use diesel::{
     result::{DatabaseErrorKind, Error as DieselError},
 };
 use kernel::{
-    bus::{Bus, Tx},
+    bus::Bus,
     db::{DbConnection, MultiBackend},
     money::{Currency, Money},
 };
-use order_api::{Order, OrderId};
+use order_api::Order;
 use payment_api::{
     Payment, PaymentError, PaymentId, PaymentPage, PaymentQuery, PaymentStatus,
-    events::{PaymentFailed, PaymentRefunded, PaymentSucceeded},
+    events::{PaymentFailed, PaymentSucceeded},
 };
 
-use crate::{domain, schema::payments};
+use crate::schema::payments;
 
 /// The statuses in which a payment holds captured money.
-const HOLDING_MONEY: [&str; 2] = [
+pub(crate) const HOLDING_MONEY: [&str; 2] = [
     PaymentStatus::Succeeded.as_str(),
     PaymentStatus::PartiallyRefunded.as_str(),
 ];
@@ -53,7 +53,7 @@ pub(crate) struct PaymentRow {
 }
 
 impl PaymentRow {
-    fn into_payment(self) -> anyhow::Result<Payment> {
+    pub(crate) fn into_payment(self) -> anyhow::Result<Payment> {
         let id = self
             .id
             .parse()
@@ -96,7 +96,7 @@ fn is_unique_violation(e: &DieselError) -> bool {
     )
 }
 
-fn load(conn: &mut DbConnection, id: PaymentId) -> Result<PaymentRow, PaymentError> {
+pub(crate) fn load(conn: &mut DbConnection, id: PaymentId) -> Result<PaymentRow, PaymentError> {
     payments::table
         .find(id.to_string())
         .select(PaymentRow::as_select())
@@ -175,13 +175,12 @@ impl Store {
             ))
             .execute(tx.conn())
             .context("settle payment")?;
-            if changed != 1 {
-                return Err(anyhow!(
-                    "payment {id} was no longer processing when its charge settled"
-                )
-                .into());
-            }
             let payment = load(tx.conn(), id)?.into_payment()?;
+            if changed == 0 {
+                // Settled already, by reconciliation or another replica (conditional update:
+                // whoever came first decided, and published).
+                return Ok(payment);
+            }
             match settlement {
                 Settlement::Captured => tx.publish(&PaymentSucceeded {
                     payment_id: id,
@@ -242,46 +241,23 @@ impl Store {
         Ok(PaymentPage { items, next })
     }
 
-    /// The payment, if `amount` could be refunded from it now.
-    pub(crate) fn refundable(
+    /// Payments still `processing` that were started before `before`: a crash or a lost task
+    /// interrupted their charge.
+    pub(crate) fn stale_processing(
         &self,
         conn: &mut DbConnection,
-        id: PaymentId,
-        amount: i64,
-    ) -> Result<Payment, PaymentError> {
-        let payment = load(conn, id)?.into_payment()?;
-        domain::refund(
-            payment.status,
-            payment.amount.amount,
-            payment.refunded,
-            amount,
-        )
-        .map_err(|reason| PaymentError::NotRefundable(id, reason))?;
-        Ok(payment)
-    }
-
-    /// Records a refund of `amount` the gateway has made and publishes it.
-    pub(crate) fn record_refund(
-        &self,
-        conn: &mut DbConnection,
-        id: PaymentId,
-        amount: i64,
-    ) -> Result<Payment, PaymentError> {
-        let now = kernel::time::now();
-        self.bus.write(conn, |tx| {
-            let row = lock(tx.conn(), id)?.ok_or(PaymentError::NotFound(id))?;
-            let current = PaymentStatus::parse(&row.status).map_err(anyhow::Error::msg)?;
-            let next = domain::refund(current, row.amount, row.refunded, amount)
-                .map_err(|reason| PaymentError::NotRefundable(id, reason))?;
-            let payment = set_refunded(tx.conn(), row, next.refunded, next.status, now)?;
-            tx.publish(&PaymentRefunded {
-                payment_id: id,
-                order_id: payment.order_id,
-                amount: Money::new(amount, payment.amount.currency),
-                full: next.full,
-            })?;
-            Ok(payment)
-        })
+        before: NaiveDateTime,
+    ) -> anyhow::Result<Vec<PaymentId>> {
+        let ids: Vec<String> = payments::table
+            .filter(payments::status.eq(PaymentStatus::Processing.as_str()))
+            .filter(payments::created_at.lt(before))
+            .order_by(payments::created_at)
+            .select(payments::id)
+            .load(conn)
+            .context("find processing payments")?;
+        ids.iter()
+            .map(|id| id.parse().context("corrupt payment id"))
+            .collect()
     }
 }
 
@@ -290,7 +266,7 @@ impl Store {
 /// refunds read the same total). A no-op `UPDATE … RETURNING` takes the row lock on both
 /// backends, where `SELECT … FOR UPDATE` is PostgreSQL only; under SQLite the write
 /// transaction holds the database already.
-fn lock(conn: &mut DbConnection, id: PaymentId) -> anyhow::Result<Option<PaymentRow>> {
+pub(crate) fn lock(conn: &mut DbConnection, id: PaymentId) -> anyhow::Result<Option<PaymentRow>> {
     diesel::update(payments::table.find(id.to_string()))
         .set(payments::updated_at.eq(payments::updated_at))
         .returning(payments::all_columns)
@@ -300,7 +276,7 @@ fn lock(conn: &mut DbConnection, id: PaymentId) -> anyhow::Result<Option<Payment
 }
 
 /// Writes a refund computed from `row`, read under [`lock`].
-fn set_refunded(
+pub(crate) fn set_refunded(
     conn: &mut DbConnection,
     row: PaymentRow,
     refunded: i64,
@@ -332,50 +308,4 @@ fn set_refunded(
         ..row
     }
     .into_payment()
-}
-
-/// Inside an event handler's transaction: refunds what is left of every payment of `order`
-/// that holds money, marking it `refunded` and publishing `payment.refunded` for each.
-/// `give_back` returns the money through the gateway; its failure rolls everything back.
-/// A payment refunded already is left alone, so running this twice refunds once.
-///
-/// Returns how many payments were refunded.
-pub(crate) fn refund_order_in_full(
-    tx: &mut Tx<'_>,
-    order: OrderId,
-    mut give_back: impl FnMut(PaymentId, Money) -> anyhow::Result<()>,
-) -> anyhow::Result<usize> {
-    let now = kernel::time::now();
-    let ids: Vec<String> = payments::table
-        .filter(payments::order_id.eq(order.to_string()))
-        .filter(payments::status.eq_any(HOLDING_MONEY))
-        .select(payments::id)
-        .load(tx.conn())
-        .context("find the payments of a cancelled order")?;
-    let mut refunded = 0;
-    for id in ids {
-        let id: PaymentId = id.parse().context("corrupt payment id")?;
-        // Read again under the lock: a concurrent manual refund may have changed it since.
-        let Some(row) = lock(tx.conn(), id)? else {
-            continue;
-        };
-        if !HOLDING_MONEY.contains(&row.status.as_str()) {
-            continue;
-        }
-        let left = row.amount - row.refunded;
-        let total = row.amount;
-        let payment = set_refunded(tx.conn(), row, total, PaymentStatus::Refunded, now)?;
-        let left = Money::new(left, payment.amount.currency);
-        if left.amount > 0 {
-            give_back(id, left)?;
-        }
-        tx.publish(&PaymentRefunded {
-            payment_id: id,
-            order_id: order,
-            amount: left,
-            full: true,
-        })?;
-        refunded += 1;
-    }
-    Ok(refunded)
 }

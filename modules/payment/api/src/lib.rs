@@ -7,6 +7,7 @@
 
 pub mod card;
 pub mod events;
+pub mod gateway;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,10 +22,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub use card::{Card, CardInput};
+pub use gateway::{ChargeOutcome, GatewayRecord, IdempotencyKey, PaymentGateway, RefundOutcome};
 
 kernel::typed_id!(
     /// Identifies a payment (a PaymentIntent-like object).
     PaymentId
+);
+
+kernel::typed_id!(
+    /// Identifies one refund of a payment (the idempotency key of its gateway call).
+    RefundId
 );
 
 /// Where a payment stands. `processing → succeeded | failed`;
@@ -177,30 +184,6 @@ impl TryFrom<PaymentListParams> for PaymentQuery {
     }
 }
 
-/// What a gateway says about a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChargeOutcome {
-    Captured,
-    Declined { code: String },
-}
-
-/// A card processor. Calls carry the payment id as idempotency key.
-#[async_trait]
-pub trait PaymentGateway: Send + Sync + 'static {
-    /// # Errors
-    /// The gateway could not be reached (not a decline).
-    async fn charge(
-        &self,
-        payment: PaymentId,
-        amount: Money,
-        card: &Card,
-    ) -> anyhow::Result<ChargeOutcome>;
-
-    /// # Errors
-    /// The gateway could not be reached.
-    async fn refund(&self, payment: PaymentId, amount: Money) -> anyhow::Result<()>;
-}
-
 /// Payments, as the HTTP layer and other modules see them.
 #[async_trait]
 pub trait PaymentService: Send + Sync + 'static {
@@ -229,11 +212,14 @@ pub trait PaymentService: Send + Sync + 'static {
         query: PaymentQuery,
     ) -> Result<PaymentPage, PaymentError>;
 
-    /// Gives back `amount` (admin).
+    /// Gives back `amount` (admin). The amount is reserved under the payment's lock before
+    /// the gateway is called, with the refund's id as idempotency key.
     ///
     /// # Errors
     /// [`PaymentError::NotFound`]; [`PaymentError::NotRefundable`] when the payment did not
-    /// succeed or `amount` exceeds what is left.
+    /// succeed, `amount` exceeds what is left once refunds under way are counted, or the
+    /// gateway refused; [`PaymentError::Unavailable`] when the gateway did not answer (the
+    /// refund stays reserved until reconciliation settles it).
     async fn refund(&self, id: PaymentId, amount: i64) -> Result<Payment, PaymentError>;
 }
 
