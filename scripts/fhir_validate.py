@@ -1,4 +1,8 @@
-"""Validate FHIR R4 JSON resources; see scripts/fhir-validate."""
+"""Validate FHIR R4 JSON resources; see scripts/fhir-validate.
+
+Each error names who found it: `fhir.resources:` (the independent model validation) or
+`extra rule:` (the FHIR rules below, which that package does not enforce).
+"""
 
 import importlib
 import json
@@ -30,15 +34,17 @@ def validate(document):
     kind = document.get("resourceType")
     if not isinstance(kind, str):
         return ["$.resourceType is missing"]
-    errors = list(structural_errors(document))
+    errors = [f"extra rule: {e}" for e in structural_errors(document)]
     for (resource, field), codes in REQUIRED_CODES.items():
         if kind == resource and field in document and document[field] not in codes:
-            errors.append(f"$.{field}: {document[field]!r} is not one of {sorted(codes)}")
+            errors.append(
+                f"extra rule: $.{field}: {document[field]!r} is not one of {sorted(codes)}"
+            )
     try:
         module = importlib.import_module(f"fhir.resources.{kind.lower()}")
         getattr(module, kind).parse_obj(document)
     except Exception as exc:  # the model's own validation errors
-        errors.append(str(exc).replace("\n", "; "))
+        errors.append("fhir.resources: " + str(exc).replace("\n", "; "))
     return errors
 
 

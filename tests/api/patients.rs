@@ -1,6 +1,7 @@
 //! Clinical records through the composed app: FHIR R4 validity checked by an independent
-//! validator, audit entries carrying the request id, and no personal data in the idempotency
-//! store.
+//! validator (the `fhir.resources` package, plus the FHIR rules it does not enforce, each
+//! error naming which of the two found it), audit entries carrying the request id, and no
+//! personal data in plaintext anywhere in the database.
 
 use std::process::Command;
 
@@ -84,12 +85,29 @@ async fn the_fhir_view_is_a_valid_r4_patient(app: TestApp) {
 
     let (valid, report) = validate_fhir(&fhir);
     assert!(valid, "{report}");
-    // The validator is not a rubber stamp: a broken resource fails it.
-    let mut broken = fhir.clone();
-    broken["gender"] = json!("alien");
-    broken["telecom"] = json!([]);
-    let (valid, report) = validate_fhir(&broken);
+    // The validator is not a rubber stamp. fhir.resources itself rejects a malformed resource…
+    let mut malformed = fhir.clone();
+    malformed["birthDate"] = json!("14/07/1961");
+    let (valid, report) = validate_fhir(&malformed);
     assert!(!valid, "{report}");
+    assert!(report.contains("fhir.resources: "), "{report}");
+    assert!(report.contains("birthDate"), "{report}");
+    // …and the rules it does not enforce (value sets, no empty arrays), which the script adds,
+    // reject what it lets through.
+    let mut breaking_fhir_rules = fhir.clone();
+    breaking_fhir_rules["gender"] = json!("alien");
+    breaking_fhir_rules["telecom"] = json!([]);
+    let (valid, report) = validate_fhir(&breaking_fhir_rules);
+    assert!(!valid, "{report}");
+    assert!(!report.contains("fhir.resources: "), "{report}");
+    assert!(
+        report.contains("extra rule: $.gender: 'alien' is not one of"),
+        "{report}"
+    );
+    assert!(
+        report.contains("extra rule: $.telecom: empty arrays are not allowed"),
+        "{report}"
+    );
 }
 
 async fn every_access_is_audited_with_its_request_id(app: TestApp) {
@@ -166,14 +184,70 @@ async fn patient_bodies_never_reach_the_idempotency_store(app: TestApp) {
     let second = send().await.unwrap();
     assert_eq!(second.status(), StatusCode::CONFLICT);
     assert!(second.headers().get("idempotent-replayed").is_none());
-    if let Some(path) = app.sqlite_path() {
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
-        for secret in ["Quixotic", "Zebulon", "7946 0958", "Baker Street"] {
-            assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                "{secret} stored in plaintext"
-            );
+    // The whole database, wherever the app may have put it: the SQLite file and its WAL byte
+    // for byte, or every row of every table on PostgreSQL. The audit trail's actor is stored
+    // in plaintext: finding it shows that the scan reads what the app wrote.
+    let stored = match app.sqlite_path() {
+        Some(path) => {
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+            bytes
         }
+        None => postgres_rows(app.settings.database.url.clone()).await,
+    };
+    let contains = |needle: &str| stored.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains("test-clinician"), "the scan sees no audit entry");
+    for secret in ["Quixotic", "Zebulon", "7946 0958", "Baker Street"] {
+        assert!(!contains(secret), "{secret} stored in plaintext");
     }
+}
+
+/// Every row of every table of the PostgreSQL database at `url`, as JSON text, one row a
+/// line. `bytea` columns (the idempotency store's bodies) show their printable bytes as they
+/// are.
+async fn postgres_rows(url: String) -> Vec<u8> {
+    use diesel::{
+        Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query, sql_types::Text,
+    };
+
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text)]
+        line: String,
+    }
+
+    tokio::task::spawn_blocking(move || {
+        let mut conn = PgConnection::establish(&url).unwrap();
+        sql_query("SET bytea_output = 'escape'")
+            .execute(&mut conn)
+            .unwrap();
+        let tables: Vec<Line> = sql_query(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS line \
+             FROM information_schema.tables \
+             WHERE table_type = 'BASE TABLE' \
+               AND table_schema NOT IN ('pg_catalog', 'information_schema')",
+        )
+        .load(&mut conn)
+        .unwrap();
+        assert!(
+            tables.iter().any(|t| t.line.ends_with(".patients")),
+            "no patients table among the scanned ones"
+        );
+        let mut stored = Vec::new();
+        for table in tables {
+            let rows: Vec<Line> = sql_query(format!(
+                "SELECT row_to_json(t)::text AS line FROM {} t",
+                table.line
+            ))
+            .load(&mut conn)
+            .unwrap();
+            for row in rows {
+                stored.extend(row.line.as_bytes());
+                stored.push(b'\n');
+            }
+        }
+        stored
+    })
+    .await
+    .unwrap()
 }

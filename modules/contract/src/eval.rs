@@ -290,15 +290,13 @@ mod tests {
     #[test]
     fn a_heavy_evaluation_is_abandoned_after_the_bound() {
         let xs: Vec<i64> = (0..2000).collect();
-        let started = std::time::Instant::now();
         let err = evaluate(
             "{'output': input.all(x, input.all(y, x * y >= 0))}",
             bindings(json!(xs), json!({})),
             Duration::from_millis(50),
         )
         .unwrap_err();
-        assert!(err.contains("longer than 50 ms"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(err, "the evaluation took longer than 50 ms");
     }
 
     #[test]

@@ -4,12 +4,19 @@
 #![cfg(feature = "client")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::TcpListener, time::Duration};
+use std::{
+    net::TcpListener,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::Service, web};
 use kernel::{
     auth::{JwtKeys, Principal, Role},
-    client::RemoteConfig,
+    client::{BreakerState, RemoteConfig},
     config::AuthSettings,
     error::{ApiError, ErrorKind},
     money::{Currency, Money},
@@ -90,8 +97,19 @@ async fn ship(id: web::Path<OrderId>) -> Result<HttpResponse, ApiError> {
 fn serve() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = HttpServer::new(|| {
+    serve_on(listener, Arc::default());
+    port
+}
+
+/// The stand-in on `listener`, counting in `hits` the requests that reach it.
+fn serve_on(listener: TcpListener, hits: Arc<AtomicUsize>) {
+    let server = HttpServer::new(move || {
+        let hits = hits.clone();
         App::new()
+            .wrap_fn(move |req, srv| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                srv.call(req)
+            })
             .app_data(web::Data::new(keys()))
             .route("/api/v1/orders", web::get().to(list_orders))
             .route("/api/v1/orders", web::post().to(place))
@@ -104,7 +122,6 @@ fn serve() -> u16 {
     .unwrap()
     .run();
     tokio::spawn(server);
-    port
 }
 
 fn client(port: u16) -> HttpOrderService {
@@ -189,12 +206,36 @@ async fn an_unreachable_order_service_is_unavailable_and_fails_fast_once_the_bre
         .local_addr()
         .unwrap()
         .port();
-    let orders = client(port);
+    // A cooldown no run of this test reaches: every call after the first finds the breaker
+    // open.
+    let config = RemoteConfig {
+        breaker_failures: 2,
+        breaker_cooldown: Duration::from_secs(600),
+        ..RemoteConfig::new(format!("http://127.0.0.1:{port}"))
+    };
+    let orders = HttpOrderService::new("payment", keys(), &config).unwrap();
     let alice = principal("alice", Role::Customer);
     let err = orders.get(&alice, OrderId::new()).await.unwrap_err();
     assert!(matches!(err, OrderError::Unavailable(_)), "{err:?}");
-    let started = std::time::Instant::now();
-    let err = orders.get(&alice, OrderId::new()).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(50));
-    assert!(matches!(err, OrderError::Unavailable(_)), "{err:?}");
+    assert_eq!(orders.remote().breaker_state(), BreakerState::Open);
+
+    // The order service is back on its port, yet the open breaker refuses the calls itself:
+    // none reaches it.
+    let hits = Arc::new(AtomicUsize::new(0));
+    serve_on(
+        TcpListener::bind(("127.0.0.1", port)).unwrap(),
+        hits.clone(),
+    );
+    for _ in 0..3 {
+        let err = orders.get(&alice, OrderId::new()).await.unwrap_err();
+        assert!(
+            matches!(&err, OrderError::Unavailable(reason) if reason.contains("circuit breaker open")),
+            "{err:?}"
+        );
+        assert_eq!(orders.remote().breaker_state(), BreakerState::Open);
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    // The count is live: a client without an open breaker does reach it.
+    client(port).get(&alice, OrderId::new()).await.unwrap();
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }

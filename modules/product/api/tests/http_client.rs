@@ -5,11 +5,19 @@
 
 use std::{
     net::TcpListener,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use actix_web::{App, HttpServer, dev::ServerHandle, middleware::from_fn, web};
+use actix_web::{
+    App, HttpServer,
+    dev::{ServerHandle, Service},
+    middleware::from_fn,
+    web,
+};
 use kernel::{
     auth::{JwtKeys, Principal, Role},
     bus::{self, Bus},
@@ -45,6 +53,8 @@ fn keys() -> JwtKeys {
 struct Neighbour {
     products: Arc<dyn ProductService>,
     db: Db,
+    /// Requests that reached the product API, on any of the servers `serve` started.
+    hits: Arc<AtomicUsize>,
     _database: TestDatabase,
 }
 
@@ -56,6 +66,7 @@ fn neighbour() -> Neighbour {
     Neighbour {
         products: product::service(bus, &ProductSettings::default()),
         db,
+        hits: Arc::default(),
         _database: database,
     }
 }
@@ -64,7 +75,9 @@ fn neighbour() -> Neighbour {
 fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
     let products = web::Data::from(n.products.clone());
     let idempotency = web::Data::new(IdempotencyStore::new(n.db.clone(), SECRET.as_bytes()));
+    let hits = n.hits.clone();
     let server = HttpServer::new(move || {
+        let hits = hits.clone();
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(web::Data::new(keys()))
@@ -76,7 +89,10 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
                     .configure(product::configure),
             )
             .split_for_parts();
-        app.wrap(from_fn(request_context))
+        app.wrap(from_fn(request_context)).wrap_fn(move |req, srv| {
+            hits.fetch_add(1, Ordering::SeqCst);
+            srv.call(req)
+        })
     })
     .workers(1)
     .disable_signals()
@@ -89,11 +105,15 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
 }
 
 fn client(port: u16) -> HttpProductService {
+    client_with_cooldown(port, Duration::from_millis(400))
+}
+
+fn client_with_cooldown(port: u16, breaker_cooldown: Duration) -> HttpProductService {
     let config = RemoteConfig {
         timeout: Duration::from_secs(2),
         retries: 2,
         breaker_failures: 3,
-        breaker_cooldown: Duration::from_millis(400),
+        breaker_cooldown,
         ..RemoteConfig::new(format!("http://127.0.0.1:{port}"))
     };
     HttpProductService::new("order", keys(), &config).unwrap()
@@ -322,7 +342,12 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_neighbour_opens_the_breaker_and_its_return_closes_it() {
     let n = neighbour();
-    let (products, server, port) = started(&n);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = serve(&n, listener);
+    // A cooldown far longer than the open phase below takes, so that no call in it can be
+    // the half-open probe.
+    let products = client_with_cooldown(port, Duration::from_secs(3));
     let id = product(&n, "UP-DOWN", 3).await;
     assert_eq!(products.get(id).await.unwrap().id, id);
 
@@ -332,24 +357,45 @@ async fn a_down_neighbour_opens_the_breaker_and_its_return_closes_it() {
     assert!(matches!(err, ProductError::Unavailable(_)), "{err:?}");
     assert_eq!(products.remote().breaker_state(), BreakerState::Open);
 
-    // Open: every call fails fast, reservations included.
+    // The neighbour comes back on the same port, but while the breaker is open every call
+    // fails fast, reservations included: the breaker refuses them and none reaches it.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    n.hits.store(0, Ordering::SeqCst);
+    let _server = serve(&n, listener);
     for _ in 0..3 {
-        let started = Instant::now();
         let err = products
             .reserve(ReservationId::new(), lines(&[(id, 1)]))
             .await
             .unwrap_err();
-        assert!(started.elapsed() < Duration::from_millis(50));
-        assert!(matches!(err, ProductError::Unavailable(_)), "{err:?}");
+        assert!(
+            matches!(&err, ProductError::Unavailable(reason) if reason.contains("circuit breaker open")),
+            "{err:?}"
+        );
+        assert_eq!(products.remote().breaker_state(), BreakerState::Open);
     }
+    assert_eq!(n.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(n.products.get(id).await.unwrap().reserved, 0);
 
-    // The neighbour comes back on the same port; after the cooldown the probe closes the
-    // breaker.
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let _server = serve(&n, listener);
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    // After the cooldown the first call is the probe: it reaches the neighbour, succeeds and
+    // closes the breaker. Until then the breaker refuses the calls as above.
     let rid = ReservationId::new();
-    products.reserve(rid, lines(&[(id, 1)])).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match products.reserve(rid, lines(&[(id, 1)])).await {
+            Ok(_) => break,
+            Err(ProductError::Unavailable(reason))
+                if reason.contains("circuit breaker open") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{err:?}"),
+        }
+    }
     assert_eq!(products.remote().breaker_state(), BreakerState::Closed);
+    assert_eq!(
+        n.hits.load(Ordering::SeqCst),
+        1,
+        "only the probe reached it"
+    );
     assert_eq!(products.get(id).await.unwrap().reserved, 1);
 }
