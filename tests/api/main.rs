@@ -4,11 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod load;
+mod process;
 
 mod auth;
+mod books;
 mod browser;
 mod cli;
 mod contracts;
+mod crash;
 mod errors;
 mod events;
 mod health;
@@ -20,4 +24,5 @@ mod orders;
 mod patients;
 mod payments;
 mod products;
+mod replicas;
 mod split;
