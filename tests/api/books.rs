@@ -401,7 +401,7 @@ pub fn server_errors(ledger: &Ledger, processes: &[&Process]) -> Option<String> 
                 .iter()
                 .flat_map(|p| p.problems_logged(&request_id))
                 .take(2)
-                .map(|l| l.chars().take(400).collect())
+                .map(|l| l.chars().take(600).collect())
                 .collect();
             format!("{n} × {what} → {status} \"{detail}\"; logged for {request_id}: {logged:?}")
         })

@@ -184,13 +184,24 @@ impl Process {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
-    /// Lines of its stderr at WARN or ERROR level that contain `needle`.
+    /// Log records of its stderr at WARN or ERROR level that contain `needle`; a record's
+    /// continuation lines (an error's causes, its span fields) are joined with ` | `.
     pub fn problems_logged(&self, needle: &str) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| (l.contains(" ERROR ") || l.contains(" WARN ")) && l.contains(needle))
-            .map(str::to_owned)
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut records: Vec<String> = Vec::new();
+        for line in text.lines() {
+            let starts_record = line.len() > 4 && line[..4].bytes().all(|b| b.is_ascii_digit());
+            match records.last_mut() {
+                Some(record) if !starts_record => {
+                    record.push_str(" | ");
+                    record.push_str(line.trim());
+                }
+                _ => records.push(line.to_owned()),
+            }
+        }
+        records
+            .into_iter()
+            .filter(|r| (r.contains(" ERROR ") || r.contains(" WARN ")) && r.contains(needle))
             .collect()
     }
 }
@@ -202,7 +213,7 @@ impl Process {
         let shown: Vec<String> = problems
             .iter()
             .take(4)
-            .map(|l| l.chars().take(300).collect())
+            .map(|l| l.chars().take(600).collect())
             .collect();
         format!(
             "--- {}: {} warnings/errors, first: {shown:#?}",
