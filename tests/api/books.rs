@@ -112,6 +112,14 @@ pub async fn settle(sql: &mut Sql, within: Duration) -> String {
     }
 }
 
+/// Adds "N <what>: <the first few>" to `failures` when `found` is not empty.
+fn report(failures: &mut Vec<String>, what: &str, found: &[String]) {
+    if !found.is_empty() {
+        let shown = &found[..found.len().min(5)];
+        failures.push(format!("{} {what}: {shown:?}", found.len()));
+    }
+}
+
 /// Checks every invariant; returns the figures (always) and the broken invariants.
 pub fn check(
     sql: &mut Sql,
@@ -190,13 +198,11 @@ pub fn check(
             mismatched.push(format!("order {id} {status} / reservation {actual:?}"));
         }
     }
-    if !mismatched.is_empty() {
-        failures.push(format!(
-            "{} reservations disagree with their orders: {:?}",
-            mismatched.len(),
-            &mismatched[..mismatched.len().min(5)]
-        ));
-    }
+    report(
+        &mut failures,
+        "reservations disagree with their orders",
+        &mismatched,
+    );
 
     // Payments: a paid order by exactly one succeeded payment; a cancelled one refunded.
     let mut by_order: HashMap<&str, Vec<&PaymentRow>> = HashMap::new();
@@ -227,29 +233,19 @@ pub fn check(
             wrong.push(format!("order {id} {status} with payments {seen:?}"));
         }
     }
-    if !wrong.is_empty() {
-        failures.push(format!(
-            "{} orders whose payments do not match: {:?}",
-            wrong.len(),
-            &wrong[..wrong.len().min(5)]
-        ));
-    }
-    let stuck: Vec<&str> = payments
+    report(&mut failures, "orders whose payments do not match", &wrong);
+    let stuck: Vec<String> = payments
         .iter()
         .filter(|p| p.status == "processing")
-        .map(|p| p.id.as_str())
+        .map(|p| format!("{} of order {}", p.id, p.order_id))
         .collect();
-    if !stuck.is_empty() {
-        failures.push(format!(
-            "{} payments still processing after the reconciliation age: {stuck:?}",
-            stuck.len()
-        ));
-    }
+    let what = "payments still processing after the reconciliation age";
+    report(&mut failures, what, &stuck);
 
     // Every acknowledged request is visible.
     let mut lost = Vec::new();
     for id in &ledger.orders {
-        if !orders.get(id).is_some_and(|s| s != "reserving") {
+        if orders.get(id).is_none_or(|s| s == "reserving") {
             lost.push(format!("order {id} (201) is {:?}", orders.get(id)));
         }
     }
@@ -280,35 +276,22 @@ pub fn check(
             }
         }
     }
-    if !lost.is_empty() {
-        failures.push(format!(
-            "{} acknowledged requests not visible: {:?}",
-            lost.len(),
-            &lost[..lost.len().min(5)]
-        ));
-    }
+    report(&mut failures, "acknowledged requests not visible", &lost);
 
     // The bus: no dead letters, nothing left pending, each saga step once.
     let dead = sql.rows::<DeadLetter>(
         "SELECT d.subscriber, e.type AS kind, d.attempts, d.last_error FROM bus_deliveries d \
          JOIN bus_events e ON e.seq = d.seq WHERE d.status = 'failed'",
     );
-    if !dead.is_empty() {
-        let shown: Vec<String> = dead
-            .iter()
-            .take(5)
-            .map(|d| {
-                format!(
-                    "{} ← {} after {} attempts: {}",
-                    d.subscriber,
-                    d.kind,
-                    d.attempts,
-                    d.last_error.as_deref().unwrap_or("?")
-                )
-            })
-            .collect();
-        failures.push(format!("{} dead letters: {shown:?}", dead.len()));
-    }
+    let dead_letters: Vec<String> = dead
+        .iter()
+        .map(|d| {
+            let error = d.last_error.as_deref().unwrap_or("?");
+            let (who, kind, n) = (&d.subscriber, &d.kind, d.attempts);
+            format!("{who} ← {kind} after {n} attempts: {error}")
+        })
+        .collect();
+    report(&mut failures, "dead letters", &dead_letters);
     let pending = sql.count("SELECT COUNT(*) AS n FROM bus_deliveries WHERE status = 'pending'");
     if pending > 0 {
         failures.push(format!("{pending} deliveries still pending"));
@@ -322,13 +305,7 @@ pub fn check(
         .filter(|s| s.n > 1)
         .map(|s| format!("{} ×{} for {}", s.kind, s.n, s.subject))
         .collect();
-    if !twice.is_empty() {
-        failures.push(format!(
-            "{} saga steps happened more than once: {:?}",
-            twice.len(),
-            &twice[..twice.len().min(5)]
-        ));
-    }
+    report(&mut failures, "saga steps happened more than once", &twice);
     let once: HashMap<(&str, &str), i64> = steps
         .iter()
         .map(|s| ((s.kind.as_str(), s.subject.as_str()), s.n))
@@ -343,13 +320,7 @@ pub fn check(
             }
         }
     }
-    if !missing.is_empty() {
-        failures.push(format!(
-            "{} saga steps missing: {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        ));
-    }
+    report(&mut failures, "saga steps missing", &missing);
 
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     for s in orders.values() {

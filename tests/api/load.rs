@@ -378,7 +378,7 @@ pub async fn create_products(
 }
 
 /// Waits (bounded) until a payment is `processing` — a charge between its two writes — so
-/// a kill right then interrupts a charge. False when none was seen in time.
+/// a kill right then may interrupt it. False when none was seen in time.
 pub async fn charge_in_progress(sql: &mut Sql, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {

@@ -21,6 +21,10 @@ use kernel::{
     config::{AppEnv, Settings},
 };
 
+/// Fault tests each run several binaries under load on a small machine: they take turns,
+/// so one test's load does not turn into another's timeouts.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A port nobody listens on right now (bound, read and released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

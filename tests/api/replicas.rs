@@ -12,7 +12,7 @@ use crate::{
     books,
     crash::RECONCILE_KEY,
     load::{Topology, Traffic, charge_in_progress, create_products},
-    process::{Launcher, Process, Rng, Sql},
+    process::{Launcher, ONE_AT_A_TIME, Process, Rng, Sql},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -20,6 +20,7 @@ async fn three_replicas_start_together_and_run_each_saga_step_once() {
     let Some(db) = TestDatabase::postgres() else {
         return;
     };
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (mut rng, seed) = Rng::seeded();
     let mut failures = Vec::new();
     let mut launcher = Launcher::new(db.url());
