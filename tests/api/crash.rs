@@ -106,6 +106,17 @@ async fn crash_under_load(backend: Backend) {
     }
 
     let settled = books::settle(&mut sql, Duration::from_secs(20)).await;
+    // The last process stops as a deployment stops it: SIGTERM, a drain, exit 0.
+    match processes
+        .last_mut()
+        .unwrap()
+        .terminate(Duration::from_secs(15))
+        .await
+    {
+        Ok(status) if status.success() => {}
+        Ok(status) => failures.push(format!("exit status {status} after SIGTERM")),
+        Err(e) => failures.push(e),
+    }
     let ledger = traffic.ledger.lock().unwrap();
     let (figures, broken) = books::check(&mut sql, &ledger, &initial);
     failures.extend(broken);

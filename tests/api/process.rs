@@ -176,6 +176,30 @@ impl Process {
         }
     }
 
+    /// SIGTERM, then waits (bounded) for the exit: `Err` when it does not exit in time.
+    pub async fn terminate(&mut self, within: Duration) -> Result<ExitStatus, String> {
+        if let Some(status) = self.exited {
+            return Ok(status);
+        }
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {}", self.child.id());
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.exited = Some(status);
+                return Ok(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!(
+            "{} did not exit within {within:?} of SIGTERM",
+            self.name
+        ))
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.exited.is_none() && self.child.try_wait().ok().flatten().is_none()
