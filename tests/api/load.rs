@@ -126,7 +126,13 @@ impl Traffic {
             admin: token("fault-ops", Role::Admin),
         });
         let handles = (0..clients)
-            .map(|i| tokio::spawn(client(i, shared.clone(), Rng::from_seed(seed + i as u64))))
+            .map(|i| {
+                tokio::spawn(client(
+                    i,
+                    shared.clone(),
+                    Rng::from_seed(seed.wrapping_add(i as u64)),
+                ))
+            })
             .collect();
         Self {
             topology: tx,
