@@ -4,12 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod load;
+mod process;
 
 mod auth;
+mod books;
 mod browser;
 mod cli;
 mod contention;
 mod contracts;
+mod crash;
 mod errors;
 mod events;
 mod health;
@@ -23,6 +27,7 @@ mod patients;
 mod payment_faults;
 mod payments;
 mod products;
+mod replicas;
 mod shortage;
 mod split;
 mod sweep;
