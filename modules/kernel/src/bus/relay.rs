@@ -59,9 +59,7 @@ impl Bus {
                 if *stopped.borrow() {
                     break;
                 }
-                let batch = bus.clone();
-                let me = owner.clone();
-                match bus.db().run(move |conn| batch.relay_batch(conn, &me)).await {
+                match bus.relay_once(&owner).await {
                     // A full batch means there may be more: go again at once.
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -79,22 +77,71 @@ impl Bus {
         Relay { stop, task }
     }
 
-    /// Claims up to `batch_size` due deliveries for `owner` and delivers them, returning how
-    /// many were attempted. Public so tests and tools can drive the relay step by step.
+    /// One turn of the relay: claims due deliveries, applies the local ones in a transaction
+    /// and forwards the rest to the broker outside any transaction ([`super::forward`]).
+    /// Returns how many deliveries it claimed.
     ///
-    /// The batch is delivered in one transaction, each delivery inside its own savepoint: a
-    /// failing handler rolls back only its own work, and the batch costs one commit.
+    /// # Errors
+    /// Database errors while claiming or recording; failing handlers and an unavailable
+    /// broker are not errors here (they are recorded on their deliveries).
+    pub async fn relay_once(&self, owner: &str) -> anyhow::Result<usize> {
+        let (bus, me) = (self.clone(), owner.to_owned());
+        let batch = self
+            .db()
+            .run(move |conn| bus.relay_local(conn, &me))
+            .await?;
+        let claimed = batch.local + batch.forwards.len();
+        if !batch.forwards.is_empty() {
+            self.forward(owner, batch.forwards).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Claims up to `batch_size` due deliveries for `owner` and applies those of local
+    /// subscribers, returning how many it applied or recorded as failed. Public so tests and
+    /// tools can drive the relay step by step. Deliveries to a broker need the executor
+    /// ([`Bus::relay_once`]); here they are given back untouched.
     ///
     /// # Errors
     /// Database errors while claiming or committing; a failing handler is not an error here
     /// (it is recorded on its delivery).
     pub fn relay_batch(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<usize> {
+        let batch = self.relay_local(conn, owner)?;
+        if !batch.forwards.is_empty() {
+            write_tx(conn, |conn| {
+                for (c, _) in &batch.forwards {
+                    release_lease(conn, owner, c.seq, &c.subscriber)?;
+                }
+                Ok::<_, anyhow::Error>(())
+            })?;
+        }
+        Ok(batch.local)
+    }
+
+    /// Claims due deliveries and applies the local ones in one transaction, each inside its
+    /// own savepoint: a failing handler rolls back only its own work, and the batch costs one
+    /// commit. Deliveries to a forwarder stay leased and are returned with their events.
+    fn relay_local(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Batch> {
         let claimed = self.claim(conn, owner)?;
         if claimed.is_empty() {
-            return Ok(0);
+            return Ok(Batch::default());
         }
         let seqs: Vec<i64> = claimed.iter().map(|c| c.seq).collect();
-        let envelopes = load_envelopes(conn, &seqs)?;
+        let mut envelopes = load_envelopes(conn, &seqs)?;
+        let (forwards, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| self.is_forwarder(&c.subscriber) && envelopes.contains_key(&c.seq));
+        let forwards: Vec<(Claimed, Envelope)> = forwards
+            .into_iter()
+            .filter_map(|c| {
+                let envelope = envelopes.get(&c.seq).cloned()?;
+                Some((c, envelope))
+            })
+            .collect();
+        if claimed.is_empty() {
+            return Ok(Batch { local: 0, forwards });
+        }
+        envelopes.retain(|seq, _| claimed.iter().any(|c| c.seq == *seq));
         let mut published = Vec::new();
         // (subscriber, outcome) of each delivery, counted in the metrics after the commit.
         let mut outcomes: Vec<(&str, crate::metrics::Delivery)> = Vec::new();
@@ -127,6 +174,13 @@ impl Bus {
                         );
                         blocked.insert(key);
                     }
+                    Err(error) if is_transient(&error) => {
+                        // A deadlock or serialization conflict with a concurrent writer is
+                        // no fault of the event: go again soon, without counting an attempt.
+                        tracing::info!(seq, subscriber, error = %format!("{error:#}"), "delivery hit a transient database conflict; retrying");
+                        self.retry_soon(conn, owner, seq, subscriber)?;
+                        blocked.insert(key);
+                    }
                     Err(error) => {
                         let outcome = self.record_failure(conn, owner, seq, subscriber, &error)?;
                         outcomes.push((subscriber, outcome));
@@ -143,7 +197,35 @@ impl Bus {
             crate::metrics::events_published(&published);
             self.wake_relay_for(&published);
         }
-        Ok(claimed.len())
+        Ok(Batch {
+            local: claimed.len(),
+            forwards,
+        })
+    }
+
+    /// Gives a delivery back with a short, jittered delay and no attempt counted.
+    fn retry_soon(
+        &self,
+        conn: &mut DbConnection,
+        owner: &str,
+        seq: i64,
+        subscriber: &str,
+    ) -> anyhow::Result<()> {
+        let settings = self.settings();
+        let delay = backoff(settings.backoff_base_ms, settings.backoff_max_ms, 1);
+        diesel::update(
+            bus_deliveries::table
+                .find((seq, subscriber))
+                .filter(bus_deliveries::lease_owner.eq(owner)),
+        )
+        .set((
+            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
+            bus_deliveries::lease_owner.eq(None::<String>),
+            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .context("give back a delivery after a transient conflict")?;
+        Ok(())
     }
 
     /// Leases due deliveries to `owner`; returns what it won, oldest first.
@@ -272,7 +354,7 @@ impl Bus {
         Ok(published)
     }
 
-    fn record_failure(
+    pub(crate) fn record_failure(
         &self,
         conn: &mut DbConnection,
         owner: &str,
@@ -326,6 +408,27 @@ impl Bus {
 #[derive(Debug, thiserror::Error)]
 #[error("the delivery's lease was lost")]
 struct LeaseLost;
+
+/// What one relay turn claimed: how many local deliveries it handled, and the deliveries to
+/// forward (still leased), with their events.
+#[derive(Default)]
+struct Batch {
+    local: usize,
+    forwards: Vec<(Claimed, Envelope)>,
+}
+
+/// A deadlock or serialization failure (SQLSTATE 40P01 / 40001) anywhere in the chain: the
+/// transaction lost a race with another and may simply run again.
+// TODO(coordinator): use db::is_retryable
+fn is_transient(error: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<Error>(),
+            Some(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+        ) || cause.to_string().contains("deadlock detected")
+    })
+}
 
 /// `base · 2^(attempt-1)`, capped, with jitter in [½, 1] of that so retries spread out.
 pub(crate) fn backoff(base_ms: u64, max_ms: u64, attempt: i32) -> chrono::Duration {
