@@ -6,6 +6,7 @@
 mod helpers;
 
 mod auth;
+mod broker_outage;
 mod browser;
 mod cli;
 mod contracts;

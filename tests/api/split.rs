@@ -19,7 +19,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Builds `tessera` with only `feature` into `target/split/<feature>/tessera`.
-fn build(feature: &str) -> PathBuf {
+pub(crate) fn build(feature: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = root.join("target/split");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -47,7 +47,7 @@ fn build(feature: &str) -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -56,14 +56,14 @@ fn free_port() -> u16 {
 }
 
 /// One service process; killed when dropped.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Service {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -75,7 +75,7 @@ impl Drop for Service {
     }
 }
 
-fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
+pub(crate) fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
     let mut cmd = Command::new(bin);
     cmd.current_dir(dir)
         .env_remove("TESSERA_ENV")
@@ -111,7 +111,7 @@ fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
