@@ -84,7 +84,9 @@ async fn within(bound: Duration, what: &str, check: impl Fn() -> bool) {
     }
 }
 
+/// Whether the delivery waits for the broker, uncounted; panics on a dead letter.
 fn waits_for_broker(row: &Row) -> bool {
+    assert_ne!(row.status, "failed", "a transport failure dead-lettered: {row:?}");
     row.status == "pending"
         && row.attempts == 0
         && row

@@ -15,9 +15,11 @@
 
 pub mod admin;
 pub mod catalog;
+mod claim;
 pub mod forward;
 pub mod nats;
 pub mod relay;
+mod rows;
 pub(crate) mod schema;
 
 use std::{

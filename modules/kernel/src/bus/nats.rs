@@ -185,19 +185,32 @@ async fn run_consumer(
     mut stop: watch::Receiver<bool>,
 ) {
     let name = subscriber.name().to_owned();
-    let mut messages = match consumer.messages().await {
-        Ok(messages) => messages,
-        Err(e) => {
-            tracing::error!(subscriber = %name, error = %e, "cannot consume from NATS");
-            return;
-        }
-    };
+    // The message stream may end (a broker restart the client could not ride out): open it
+    // again rather than stop consuming until the process restarts.
+    let mut messages = None;
     loop {
+        let stream = match &mut messages {
+            Some(stream) => stream,
+            None => match consumer.messages().await {
+                Ok(stream) => messages.insert(stream),
+                Err(e) => {
+                    tracing::warn!(subscriber = %name, error = %e, "cannot consume from NATS yet; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.changed() => break,
+                    }
+                }
+            },
+        };
         let next = tokio::select! {
-            next = messages.next() => next,
+            next = stream.next() => next,
             _ = stop.changed() => break,
         };
-        let Some(message) = next else { break };
+        let Some(message) = next else {
+            tracing::warn!(subscriber = %name, "the NATS message stream ended; consuming again");
+            messages = None;
+            continue;
+        };
         let message = match message {
             Ok(message) => message,
             Err(e) => {

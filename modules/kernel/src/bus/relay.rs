@@ -8,24 +8,25 @@
 //! per-subject order.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::HashSet,
     panic::AssertUnwindSafe,
     time::Duration,
 };
 
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
-use diesel::{
-    prelude::*,
-    sql_types::{BigInt, Text, Timestamp},
-};
+use diesel::prelude::*;
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
+pub use super::claim::Claimed;
 use super::{
     Bus, DeliveryStatus, Envelope, Tx,
-    schema::{bus_deliveries, bus_events},
+    claim::release_lease,
+    rows::load_envelopes,
+    schema::bus_deliveries,
 };
+pub(crate) use super::rows::{EventRow, placeholders, record_in_inbox};
 use crate::db::{DbConnection, write_tx};
 
 /// A running relay; [`Relay::stop`] lets it finish its batch and returns.
@@ -228,78 +229,6 @@ impl Bus {
         Ok(())
     }
 
-    /// Leases due deliveries to `owner`; returns what it won, oldest first.
-    ///
-    /// Several events of one subject may be in a batch, in order. A delivery is only kept if
-    /// every earlier candidate of its (subscriber, subject) was won too, so a delivery never
-    /// overtakes an earlier one that another relay holds.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn claim(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Vec<Claimed>> {
-        let now = crate::time::now();
-        let lease = now
-            + chrono::Duration::seconds(i64::try_from(self.settings().lease_secs).unwrap_or(30));
-        let candidates: Vec<Candidate> = diesel::sql_query(placeholders(conn, CANDIDATES))
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(i64::from(self.settings().batch_size))
-            .load(conn)
-            .context("find due deliveries")?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut by_subscriber: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for c in &candidates {
-            by_subscriber.entry(&c.subscriber).or_default().push(c.seq);
-        }
-        write_tx(conn, |conn| {
-            let mut won: HashSet<(i64, &str)> = HashSet::new();
-            for (subscriber, seqs) in &by_subscriber {
-                let taken: Vec<i64> = diesel::update(
-                    bus_deliveries::table
-                        .filter(bus_deliveries::subscriber.eq(*subscriber))
-                        .filter(bus_deliveries::seq.eq_any(seqs))
-                        .filter(bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-                        .filter(
-                            bus_deliveries::lease_until
-                                .is_null()
-                                .or(bus_deliveries::lease_until.lt(now)),
-                        ),
-                )
-                .set((
-                    bus_deliveries::lease_owner.eq(owner),
-                    bus_deliveries::lease_until.eq(lease),
-                ))
-                .returning(bus_deliveries::seq)
-                .get_results(conn)
-                .context("lease deliveries")?;
-                won.extend(taken.into_iter().map(|seq| (seq, *subscriber)));
-            }
-            let mut blocked: HashSet<(&str, &str)> = HashSet::new();
-            let mut kept = Vec::with_capacity(won.len());
-            for c in &candidates {
-                let key = (c.subscriber.as_str(), c.subject.as_str());
-                let is_won = won.contains(&(c.seq, c.subscriber.as_str()));
-                if !is_won || blocked.contains(&key) {
-                    blocked.insert(key);
-                    if is_won {
-                        release_lease(conn, owner, c.seq, &c.subscriber)?;
-                    }
-                    continue;
-                }
-                kept.push(Claimed {
-                    seq: c.seq,
-                    subscriber: c.subscriber.clone(),
-                    subject: c.subject.clone(),
-                });
-            }
-            Ok::<_, anyhow::Error>(kept)
-        })
-    }
-
     /// Inside the batch transaction: applies one delivery (unless the inbox says it was
     /// applied before) and records it, returning the types of the events the handler published.
     fn handle_one(
@@ -448,136 +377,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
-}
-
-/// Records `envelope` as handled by `subscriber`; `false` when it already was. One statement,
-/// so concurrent deliveries of the same event cannot both see "first time".
-pub(crate) fn record_in_inbox(
-    conn: &mut DbConnection,
-    subscriber: &str,
-    envelope: &Envelope,
-) -> anyhow::Result<bool> {
-    Ok(diesel::sql_query(placeholders(conn, INBOX_INSERT))
-        .bind::<Text, _>(subscriber)
-        .bind::<Text, _>(envelope.id.to_string())
-        .bind::<Timestamp, _>(crate::time::now())
-        .execute(conn)
-        .context("write inbox")?
-        == 1)
-}
-
-const INBOX_INSERT: &str = "INSERT INTO bus_inbox (subscriber, event_id, handled_at) \
-    VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
-
-/// Due, unleased, pending deliveries, oldest first, leaving out any whose subject has an
-/// earlier pending delivery to the same subscriber that cannot go now (waiting for a retry,
-/// or leased by another relay): per-subject order.
-const CANDIDATES: &str = "\
-SELECT d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject FROM bus_deliveries d \
-WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
-AND (d.lease_until IS NULL OR d.lease_until < ?) \
-AND NOT EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber \
-    AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
-    AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
-ORDER BY d.seq, d.subscriber LIMIT ?";
-
-#[derive(Debug, QueryableByName)]
-struct Candidate {
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-    #[diesel(sql_type = Text)]
-    subscriber: String,
-    #[diesel(sql_type = Text)]
-    subject: String,
-}
-
-/// A delivery leased to this relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub seq: i64,
-    pub subscriber: String,
-    pub subject: String,
-}
-
-/// Gives a leased delivery back untouched (no attempt counted).
-fn release_lease(
-    conn: &mut DbConnection,
-    owner: &str,
-    seq: i64,
-    subscriber: &str,
-) -> anyhow::Result<()> {
-    diesel::update(
-        bus_deliveries::table
-            .find((seq, subscriber))
-            .filter(bus_deliveries::lease_owner.eq(owner)),
-    )
-    .set((
-        bus_deliveries::lease_owner.eq(None::<String>),
-        bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .context("release lease")?;
-    Ok(())
-}
-
-/// Raw SQL is written with `?` placeholders; PostgreSQL wants `$1, $2, …`.
-pub(crate) fn placeholders(conn: &DbConnection, sql: &str) -> String {
-    match conn {
-        DbConnection::Sqlite(_) => sql.to_owned(),
-        DbConnection::Postgresql(_) => {
-            let mut out = String::with_capacity(sql.len() + 8);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-    }
-}
-
-#[derive(Debug, Queryable)]
-pub(crate) struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    pub source: String,
-    pub kind: String,
-    pub subject: String,
-    pub time: NaiveDateTime,
-    pub data: String,
-}
-
-impl EventRow {
-    pub(crate) fn into_envelope(self) -> anyhow::Result<Envelope> {
-        Ok(Envelope {
-            specversion: "1.0".into(),
-            id: self.id.parse().context("corrupt event id")?,
-            source: self.source,
-            kind: self.kind,
-            time: self.time.and_utc(),
-            subject: self.subject,
-            datacontenttype: "application/json".into(),
-            data: serde_json::from_str(&self.data).context("corrupt event data")?,
-        })
-    }
-}
-
-fn load_envelopes(
-    conn: &mut DbConnection,
-    seqs: &[i64],
-) -> anyhow::Result<std::collections::HashMap<i64, Envelope>> {
-    bus_events::table
-        .filter(bus_events::seq.eq_any(seqs))
-        .load::<EventRow>(conn)
-        .context("load events")?
-        .into_iter()
-        .map(|row| Ok((row.seq, row.into_envelope()?)))
-        .collect()
 }
 
 #[cfg(test)]
