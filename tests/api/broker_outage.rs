@@ -23,16 +23,24 @@ use super::split::{Service, build, free_port, start};
 /// How long the broker stays away.
 const OUTAGE: Duration = Duration::from_secs(65);
 
-/// Polls `check` until it holds, for at most `bound`.
-async fn within<F, Fut>(bound: Duration, what: &str, check: F)
+/// Polls `check` until it holds, for at most `bound`; the services' logs if it never does.
+async fn within<F, Fut>(d: &Deployment, bound: Duration, what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = Instant::now() + bound;
     while !check().await {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if Instant::now() > deadline {
+            for service in d.services() {
+                let log = service.log();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                eprintln!("--- {} ---\n{}", service.base, tail.join("\n"));
+            }
+            panic!("never happened: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -74,7 +82,12 @@ impl Deployment {
 
     /// Sends a write with an Idempotency-Key, then the same request again: both must give
     /// the same success (the second one replayed). Returns the body and the first's latency.
-    async fn write_twice(&self, url: String, body: &Value, expected: StatusCode) -> (Value, Duration) {
+    async fn write_twice(
+        &self,
+        url: String,
+        body: &Value,
+        expected: StatusCode,
+    ) -> (Value, Duration) {
         let key = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let first = self
@@ -97,7 +110,10 @@ impl Deployment {
             .unwrap();
         assert_eq!(again.status(), expected, "retry of {url}");
         assert_eq!(
-            again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
+            again
+                .headers()
+                .get("idempotent-replayed")
+                .map(|v| v.to_str().unwrap()),
             Some("true"),
             "the retry of an acknowledged {url} is a replay"
         );
@@ -109,10 +125,15 @@ impl Deployment {
     async fn place_and_pay(&self, product_id: &str) -> (String, [Duration; 2]) {
         let line = json!({"items": [{"product_id": product_id, "quantity": 1}]});
         let (order, placing) = self
-            .write_twice(format!("{}/api/v1/orders", self.order.base), &line, StatusCode::CREATED)
+            .write_twice(
+                format!("{}/api/v1/orders", self.order.base),
+                &line,
+                StatusCode::CREATED,
+            )
             .await;
         let order_id = order["id"].as_str().unwrap().to_owned();
-        let card = json!({"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"});
+        let card =
+            json!({"number": "4242424242424242", "exp_month": 12, "exp_year": 2035, "cvc": "123"});
         let (_, paying) = self
             .write_twice(
                 format!("{}/api/v1/payments", self.payment.base),
@@ -131,10 +152,25 @@ impl Deployment {
     async fn broker_states(&self) -> Vec<String> {
         let mut states = Vec::new();
         for service in self.services() {
-            let ready = self.http.get(format!("{}/health/ready", service.base)).send().await.unwrap();
-            assert_eq!(ready.status(), StatusCode::OK, "{} stays ready", service.base);
+            let ready = self
+                .http
+                .get(format!("{}/health/ready", service.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                ready.status(),
+                StatusCode::OK,
+                "{} stays ready",
+                service.base
+            );
             let body: Value = ready.json().await.unwrap();
-            states.push(body["broker"]["status"].as_str().unwrap_or("absent").to_owned());
+            states.push(
+                body["broker"]["status"]
+                    .as_str()
+                    .unwrap_or("absent")
+                    .to_owned(),
+            );
         }
         states
     }
@@ -142,7 +178,12 @@ impl Deployment {
     async fn dead_letters(&self) -> usize {
         let mut n = 0;
         for service in self.services() {
-            let page = self.get(format!("{}/api/v1/admin/events?status=failed", service.base)).await;
+            let page = self
+                .get(format!(
+                    "{}/api/v1/admin/events?status=failed",
+                    service.base
+                ))
+                .await;
             n += page["items"].as_array().unwrap().len();
         }
         n
@@ -159,7 +200,10 @@ async fn a_broker_outage_holds_events_in_the_outbox_and_writes_go_on() {
         return;
     }
     let mut broker = NatsServer::start().unwrap();
-    let bins: Vec<PathBuf> = ["product", "order", "payment"].iter().map(|f| build(f)).collect();
+    let bins: Vec<PathBuf> = ["product", "order", "payment"]
+        .iter()
+        .map(|f| build(f))
+        .collect();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let (product_port, order_port, payment_port) = (free_port(), free_port(), free_port());
     let env = |extra: Vec<(&'static str, String)>| {
@@ -170,6 +214,8 @@ async fn a_broker_outage_holds_events_in_the_outbox_and_writes_go_on() {
             ("TESSERA__BUS__BACKOFF_BASE_MS", "50".to_owned()),
             // A write stuck behind the broker would become a 503: latency made observable.
             ("TESSERA__HTTP__REQUEST_TIMEOUT_SECS", "2".to_owned()),
+            // The test polls every order while it waits; it is not a client to throttle.
+            ("TESSERA__HTTP__RATE_LIMIT_PER_SECOND", "0".to_owned()),
         ];
         env.extend(extra);
         env
@@ -240,37 +286,55 @@ async fn a_broker_outage_holds_events_in_the_outbox_and_writes_go_on() {
     assert_eq!(dead_during, 0, "nothing is dead-lettered during the outage");
 
     broker.resume().unwrap();
+    let back = Instant::now();
     let placed = orders.len();
-    within(Duration::from_secs(90), "every order is paid", || async {
-        let mut paid = 0;
-        for id in &orders {
-            let o = d.get(format!("{}/api/v1/orders/{id}", d.order.base)).await;
-            paid += usize::from(o["status"] == "paid");
-        }
-        paid == placed
-    })
+    within(
+        &d,
+        Duration::from_secs(90),
+        "every order is paid",
+        || async {
+            let mut paid = 0;
+            for id in &orders {
+                let o = d.get(format!("{}/api/v1/orders/{id}", d.order.base)).await;
+                paid += usize::from(o["status"] == "paid");
+            }
+            paid == placed
+        },
+    )
     .await;
-    within(Duration::from_secs(60), "every reservation is committed", || async {
-        let p = d.get(product_url.clone()).await;
-        p["reserved"] == 0 && p["stock"] == json!(1000 - placed)
-    })
+    within(
+        &d,
+        Duration::from_secs(60),
+        "every reservation is committed",
+        || async {
+            let p = d.get(product_url.clone()).await;
+            p["reserved"] == 0 && p["stock"] == json!(1000 - placed)
+        },
+    )
     .await;
-    within(Duration::from_secs(30), "readiness says the broker is back", || async {
-        d.broker_states().await.iter().all(|s| s == "ok")
-    })
+    within(
+        &d,
+        Duration::from_secs(30),
+        "readiness says the broker is back",
+        || async { d.broker_states().await.iter().all(|s| s == "ok") },
+    )
     .await;
+    let settled_in = back.elapsed();
     let dead_after = d.dead_letters().await;
     let _ = writeln!(
         std::io::stderr(),
         "broker outage: {placed} orders; write latency before {}; during the outage {}; \
-         dead letters during {dead_during}, after {dead_after}",
+         dead letters during {dead_during}, after {dead_after}; settled {settled_in:?} after \
+         the broker came back",
         percentiles(before),
         percentiles(during),
     );
     assert_eq!(dead_after, 0, "nothing is dead-lettered after the outage");
     for service in d.services() {
         assert!(
-            !service.log().contains("cannot record the idempotent response"),
+            !service
+                .log()
+                .contains("cannot record the idempotent response"),
             "{}",
             service.log()
         );

@@ -229,9 +229,17 @@ impl NatsServer {
     /// The binary cannot be run, or it does not come up within 10 s.
     pub fn resume(&mut self) -> anyhow::Result<()> {
         self.kill();
-        let bin = std::env::var("TESSERA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let bin =
+            std::env::var("TESSERA_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
         let child = std::process::Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -313,7 +313,11 @@ async fn one_failing_subscriber_neither_blocks_nor_repeats_the_others(env: Env) 
     };
     assert_eq!(of("test.good"), vec![("delivered".to_owned(), 1); 3]);
     let bad = of("test.bad");
-    assert_eq!(bad.len(), 3, "one delivery per event to the failing subscriber");
+    assert_eq!(
+        bad.len(),
+        3,
+        "one delivery per event to the failing subscriber"
+    );
     assert!(bad.iter().all(|(st, _)| st == "failed"), "{bad:?}");
 }
 

@@ -86,7 +86,10 @@ async fn within(bound: Duration, what: &str, check: impl Fn() -> bool) {
 
 /// Whether the delivery waits for the broker, uncounted; panics on a dead letter.
 fn waits_for_broker(row: &Row) -> bool {
-    assert_ne!(row.status, "failed", "a transport failure dead-lettered: {row:?}");
+    assert_ne!(
+        row.status, "failed",
+        "a transport failure dead-lettered: {row:?}"
+    );
     row.status == "pending"
         && row.attempts == 0
         && row
@@ -141,9 +144,11 @@ async fn a_hung_or_absent_broker_holds_no_transaction_and_dead_letters_nothing()
              INSERT INTO other_writes VALUES (1); COMMIT;",
         )
         .expect("another writer commits while a publish is pending");
-    within(Duration::from_secs(15), "event 2 waits for the broker", || {
-        waits_for_broker(&deliveries(&db)[1])
-    })
+    within(
+        Duration::from_secs(15),
+        "event 2 waits for the broker",
+        || waits_for_broker(&deliveries(&db)[1]),
+    )
     .await;
     assert_eq!(bus.broker_health().unwrap().status, "degraded");
 
@@ -152,9 +157,11 @@ async fn a_hung_or_absent_broker_holds_no_transaction_and_dead_letters_nothing()
     server.kill();
     publish(&bus, &db, 3);
     publish(&bus, &db, 4);
-    within(Duration::from_secs(15), "events 3 and 4 wait for the broker", || {
-        deliveries(&db)[2..].iter().all(waits_for_broker)
-    })
+    within(
+        Duration::from_secs(15),
+        "events 3 and 4 wait for the broker",
+        || deliveries(&db)[2..].iter().all(waits_for_broker),
+    )
     .await;
     let health = bus.broker_health().unwrap();
     assert_eq!(health.status, "degraded");
@@ -169,12 +176,15 @@ async fn a_hung_or_absent_broker_holds_no_transaction_and_dead_letters_nothing()
     let rows = deliveries(&db);
     assert_eq!(rows.len(), 4);
     assert!(
-        rows.iter().all(|d| d.attempts == 1 && d.last_error.is_none()),
+        rows.iter()
+            .all(|d| d.attempts == 1 && d.last_error.is_none()),
         "only the successful hand-over counts as an attempt: {rows:?}"
     );
-    within(Duration::from_secs(10), "readiness says the broker is back", || {
-        bus.broker_health().unwrap().status == "ok"
-    })
+    within(
+        Duration::from_secs(10),
+        "readiness says the broker is back",
+        || bus.broker_health().unwrap().status == "ok",
+    )
     .await;
     let client = async_nats::connect(server.url()).await.unwrap();
     let mut stream = async_nats::jetstream::new(client)

@@ -184,10 +184,17 @@ impl Bus {
             Some(error) => {
                 state.failures = state.failures.saturating_add(1);
                 if state.failures == 1 {
-                    tracing::warn!(error, "the broker is unavailable; events wait in the outbox");
+                    tracing::warn!(
+                        error,
+                        "the broker is unavailable; events wait in the outbox"
+                    );
                     state.since = Some(Utc::now());
                 } else {
-                    tracing::debug!(error, failures = state.failures, "the broker is still unavailable");
+                    tracing::debug!(
+                        error,
+                        failures = state.failures,
+                        "the broker is still unavailable"
+                    );
                 }
                 state.last_error = Some(error.to_owned());
                 let settings = self.settings();

@@ -7,11 +7,7 @@
 //! earlier delivery of the same subject to the same subscriber is still pending, which keeps
 //! per-subject order.
 
-use std::{
-    collections::HashSet,
-    panic::AssertUnwindSafe,
-    time::Duration,
-};
+use std::{collections::HashSet, panic::AssertUnwindSafe, time::Duration};
 
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
@@ -20,13 +16,11 @@ use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
 pub use super::claim::Claimed;
+pub(crate) use super::rows::{EventRow, placeholders, record_in_inbox};
 use super::{
-    Bus, DeliveryStatus, Envelope, Tx,
-    claim::release_lease,
-    rows::load_envelopes,
+    Bus, DeliveryStatus, Envelope, Tx, claim::release_lease, rows::load_envelopes,
     schema::bus_deliveries,
 };
-pub(crate) use super::rows::{EventRow, placeholders, record_in_inbox};
 use crate::db::{DbConnection, write_tx};
 
 /// A running relay; [`Relay::stop`] lets it finish its batch and returns.
@@ -354,7 +348,10 @@ fn is_transient(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<Error>(),
-            Some(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+            Some(Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                _
+            ))
         ) || cause.to_string().contains("deadlock detected")
     })
 }
