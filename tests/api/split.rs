@@ -18,8 +18,15 @@ use kernel::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Builds `tessera` with only `feature` into `target/split/<feature>/tessera`.
+/// Builds `tessera` with only `feature` into `target/split/<feature>/tessera`, once per test
+/// run: tests running in parallel share the binaries (building or copying one while another
+/// test runs it would fail).
 pub(crate) fn build(feature: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, bin)) = built.iter().find(|(f, _)| f == feature) {
+        return bin.clone();
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = root.join("target/split");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -44,6 +51,7 @@ pub(crate) fn build(feature: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("tessera");
     std::fs::copy(target.join("debug/tessera"), &bin).unwrap();
+    built.push((feature.to_owned(), bin.clone()));
     bin
 }
 
