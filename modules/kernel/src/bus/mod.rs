@@ -12,6 +12,8 @@
 //!   delivery done, so a redelivery after a crash has no second effect.
 //! - **Failures** retry with exponential backoff and jitter, then the delivery is `failed`
 //!   (a dead letter) until an operator replays it ([`admin`]).
+//! - **Forwarding** to a broker (NATS, [`nats`]) happens outside any transaction, and a broker
+//!   that is away costs no attempt: the events wait in the outbox ([`forward`]).
 
 pub mod admin;
 pub mod catalog;
