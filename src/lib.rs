@@ -262,6 +262,10 @@ struct AppState {
 struct Health {
     /// `ok` when the check passed.
     status: &'static str,
+    /// In a split deployment, the broker: `degraded` while events wait in the outbox for it
+    /// (the service still takes writes, so it stays ready).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    broker: Option<kernel::bus::BrokerHealth>,
 }
 
 /// Liveness: the process is up and serving HTTP.
@@ -269,7 +273,10 @@ struct Health {
     responses((status = 200, description = "Alive", body = Health)))]
 #[get("/health/live")]
 async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok" })
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        broker: None,
+    })
 }
 
 /// Readiness: the database answers and the event relay is running.
@@ -293,7 +300,10 @@ async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             "The event relay is not running.",
         ));
     }
-    Ok(HttpResponse::Ok().json(Health { status: "ok" }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok",
+        broker: state.bus.broker_health(),
+    }))
 }
 
 /// Registers a module's service as app data when it is wired.

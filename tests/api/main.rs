@@ -9,6 +9,7 @@ mod process;
 
 mod auth;
 mod books;
+mod broker_outage;
 mod browser;
 mod cli;
 mod contention;

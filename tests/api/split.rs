@@ -18,8 +18,15 @@ use kernel::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Builds `tessera` with only `feature` into `target/split/<feature>/tessera`.
-fn build(feature: &str) -> PathBuf {
+/// Builds `tessera` with only `feature` into `target/split/<feature>/tessera`, once per test
+/// run: tests running in parallel share the binaries (building or copying one while another
+/// test runs it would fail).
+pub(crate) fn build(feature: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, bin)) = built.iter().find(|(f, _)| f == feature) {
+        return bin.clone();
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = root.join("target/split");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -44,10 +51,11 @@ fn build(feature: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("tessera");
     std::fs::copy(target.join("debug/tessera"), &bin).unwrap();
+    built.push((feature.to_owned(), bin.clone()));
     bin
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -56,14 +64,14 @@ fn free_port() -> u16 {
 }
 
 /// One service process; killed when dropped.
-struct Service {
+pub(crate) struct Service {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Service {
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 }
@@ -75,7 +83,7 @@ impl Drop for Service {
     }
 }
 
-fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
+pub(crate) fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
     let mut cmd = Command::new(bin);
     cmd.current_dir(dir)
         .env_remove("TESSERA_ENV")
@@ -111,7 +119,7 @@ fn start(bin: &Path, dir: &Path, port: u16, env: &[(&str, String)]) -> Service {
     }
 }
 
-async fn eventually<F, Fut>(what: &str, check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,

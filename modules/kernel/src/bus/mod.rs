@@ -12,11 +12,16 @@
 //!   delivery done, so a redelivery after a crash has no second effect.
 //! - **Failures** retry with exponential backoff and jitter, then the delivery is `failed`
 //!   (a dead letter) until an operator replays it ([`admin`]).
+//! - **Forwarding** to a broker (NATS, [`nats`]) happens outside any transaction, and a broker
+//!   that is away costs no attempt: the events wait in the outbox ([`forward`]).
 
 pub mod admin;
 pub mod catalog;
+mod claim;
+pub mod forward;
 pub mod nats;
 pub mod relay;
+mod rows;
 pub(crate) mod schema;
 
 use std::{
@@ -39,6 +44,7 @@ use crate::{
     config::BusSettings,
     db::{Db, DbConnection, Migrations, write_tx},
 };
+pub use forward::{BrokerHealth, ForwardError, Forwarder};
 use schema::{bus_deliveries, bus_events};
 
 const SQLITE: diesel_migrations::EmbeddedMigrations =
@@ -152,6 +158,11 @@ pub trait Subscriber: Send + Sync + 'static {
     /// # Errors
     /// Any error (or panic) rolls back the handling transaction and schedules a retry.
     fn handle(&self, tx: &mut Tx<'_>, event: &Envelope) -> anyhow::Result<()>;
+    /// Set for a subscriber that hands events to a broker: the relay then forwards them
+    /// outside any transaction instead of calling [`Subscriber::handle`].
+    fn forwarder(&self) -> Option<&dyn Forwarder> {
+        None
+    }
 }
 
 /// A subscriber for one event type from a function: `bus::on::<OrderPaid, _>("x.y", f)`.
@@ -208,6 +219,8 @@ struct Inner {
     wake: Notify,
     /// Milliseconds since the epoch at the relay's last loop turn; 0 while none runs.
     relay_beat: AtomicU64,
+    /// How forwarding to the broker goes (for readiness and the relay's waiting).
+    broker: std::sync::Mutex<forward::BrokerState>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -227,6 +240,7 @@ impl Bus {
                 subscribers: RwLock::new(Vec::new()),
                 wake: Notify::new(),
                 relay_beat: AtomicU64::new(0),
+                broker: std::sync::Mutex::new(forward::BrokerState::default()),
             }),
         }
     }

@@ -1,10 +1,12 @@
 //! Events between processes over NATS JetStream, for split deployments.
 //!
 //! - **Out:** with NATS configured, the outbox fans every event out to one delivery, the
-//!   [`NatsPublisher`]; the relay hands it to JetStream on subject `<prefix>.<type>` with the
-//!   event id as `Nats-Msg-Id` (JetStream drops duplicates within its window) and counts it
-//!   delivered only after JetStream's acknowledgement. The outbox guarantees are unchanged:
-//!   nothing leaves before the commit, nothing is lost while NATS is down.
+//!   [`NatsPublisher`], a [`Forwarder`]: the relay hands the event to JetStream on subject
+//!   `<prefix>.<type>` with the event id as `Nats-Msg-Id` (JetStream drops duplicates within
+//!   its window, which makes a re-publish after a crash safe), outside any database
+//!   transaction, and counts it delivered only after JetStream's acknowledgement. The outbox
+//!   guarantees are unchanged: nothing leaves before the commit, nothing is lost while NATS
+//!   is down (the events wait in the outbox, see [`super::forward`]).
 //! - **In:** each local subscriber consumes through a durable pull consumer per event type
 //!   (`max_ack_pending = 1`, so events of a type arrive in order). A message is acknowledged
 //!   only after the handler and its inbox record committed together; a redelivery finds the
@@ -26,13 +28,16 @@ use async_nats::jetstream::{
 use futures_util::StreamExt;
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{Bus, Envelope, Subscriber, Tx};
+use super::{Bus, Envelope, ForwardError, Forwarder, Subscriber, Tx};
 use crate::db::write_tx;
 
 /// The connection to JetStream and where events go.
 #[derive(Clone)]
 pub struct Nats {
+    client: async_nats::Client,
     js: jetstream::Context,
+    /// Bound on one publish and its acknowledgement.
+    publish_timeout: Duration,
     prefix: String,
     stream: String,
 }
@@ -50,7 +55,9 @@ impl std::fmt::Debug for Nats {
 pub const PUBLISHER: &str = "kernel.nats_publisher";
 
 impl Nats {
-    /// Connects (within `timeout`) and makes sure the stream for `<prefix>.>` exists.
+    /// Connects (within `timeout`) and makes sure the stream for `<prefix>.>` exists. A
+    /// publish waits for its acknowledgement at most `timeout`, and never more than three
+    /// seconds, so a relay waiting for a silent broker still reports itself alive.
     ///
     /// # Errors
     /// The server cannot be reached, or JetStream is not enabled on it.
@@ -60,7 +67,7 @@ impl Nats {
             .connect(url)
             .await
             .with_context(|| format!("cannot connect to NATS at {url}"))?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let stream: String = prefix
             .chars()
             .map(|c| {
@@ -71,20 +78,29 @@ impl Nats {
                 }
             })
             .collect();
-        js.get_or_create_stream(stream::Config {
-            name: stream.clone(),
-            subjects: vec![format!("{prefix}.>")],
-            storage: stream::StorageType::File,
-            duplicate_window: Duration::from_secs(120),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| anyhow!("cannot create the JetStream stream {stream}: {e}"))?;
-        Ok(Self {
+        let nats = Self {
+            client,
             js,
+            publish_timeout: timeout.min(Duration::from_secs(3)),
             prefix: prefix.to_owned(),
             stream,
-        })
+        };
+        nats.ensure_stream().await?;
+        Ok(nats)
+    }
+
+    async fn ensure_stream(&self) -> anyhow::Result<()> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.stream.clone(),
+                subjects: vec![format!("{}.>", self.prefix)],
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("cannot create the JetStream stream {}: {e}", self.stream))?;
+        Ok(())
     }
 
     /// Removes the stream and its consumers (for tests and tear-downs).
@@ -105,10 +121,7 @@ impl Nats {
 
     /// The outbox subscriber that hands every event to JetStream.
     pub fn publisher(&self) -> Arc<dyn Subscriber> {
-        Arc::new(NatsPublisher {
-            nats: self.clone(),
-            runtime: tokio::runtime::Handle::current(),
-        })
+        Arc::new(NatsPublisher { nats: self.clone() })
     }
 
     /// Starts consuming for `subscriber`; the tasks end when `stop` changes.
@@ -172,19 +185,32 @@ async fn run_consumer(
     mut stop: watch::Receiver<bool>,
 ) {
     let name = subscriber.name().to_owned();
-    let mut messages = match consumer.messages().await {
-        Ok(messages) => messages,
-        Err(e) => {
-            tracing::error!(subscriber = %name, error = %e, "cannot consume from NATS");
-            return;
-        }
-    };
+    // The message stream may end (a broker restart the client could not ride out): open it
+    // again rather than stop consuming until the process restarts.
+    let mut messages = None;
     loop {
+        let stream = match &mut messages {
+            Some(stream) => stream,
+            None => match consumer.messages().await {
+                Ok(stream) => messages.insert(stream),
+                Err(e) => {
+                    tracing::warn!(subscriber = %name, error = %e, "cannot consume from NATS yet; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.changed() => break,
+                    }
+                }
+            },
+        };
         let next = tokio::select! {
-            next = messages.next() => next,
+            next = stream.next() => next,
             _ = stop.changed() => break,
         };
-        let Some(message) = next else { break };
+        let Some(message) = next else {
+            tracing::warn!(subscriber = %name, "the NATS message stream ended; consuming again");
+            messages = None;
+            continue;
+        };
         let message = match message {
             Ok(message) => message,
             Err(e) => {
@@ -231,7 +257,6 @@ async fn run_consumer(
 /// configured.
 struct NatsPublisher {
     nats: Nats,
-    runtime: tokio::runtime::Handle,
 }
 
 impl Subscriber for NatsPublisher {
@@ -247,23 +272,76 @@ impl Subscriber for NatsPublisher {
         true
     }
 
-    fn handle(&self, _tx: &mut Tx<'_>, envelope: &Envelope) -> anyhow::Result<()> {
-        let subject = self.nats.subject(&envelope.kind);
-        let payload = serde_json::to_vec(envelope)?;
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
-        // The relay runs handlers on a blocking thread, where waiting for the ack is fine.
-        self.runtime.block_on(async {
-            let ack = self
-                .nats
-                .js
-                .publish_with_headers(subject, headers, payload.into())
-                .await
-                .map_err(|e| anyhow!("NATS publish failed: {e}"))?;
-            ack.await
-                .map_err(|e| anyhow!("JetStream did not acknowledge: {e}"))?;
-            Ok(())
+    fn handle(&self, _tx: &mut Tx<'_>, _envelope: &Envelope) -> anyhow::Result<()> {
+        // A publish inside the handler's transaction would hold the database's write lock
+        // until JetStream answers; the relay forwards through `forwarder` instead.
+        Err(anyhow!(
+            "{PUBLISHER} forwards through the relay, never inside a transaction"
+        ))
+    }
+
+    fn forwarder(&self) -> Option<&dyn Forwarder> {
+        Some(self)
+    }
+}
+
+impl Forwarder for NatsPublisher {
+    fn forward<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), ForwardError>> {
+        Box::pin(async move {
+            if !self.connected() {
+                // Fail at once: a publish would only wait in the client's buffer until the
+                // timeout, and the relay would spend that time on every batch.
+                return Err(ForwardError::Unavailable(anyhow!("not connected to NATS")));
+            }
+            let subject = self.nats.subject(&envelope.kind);
+            let payload = serde_json::to_vec(envelope)
+                .map_err(|e| ForwardError::Rejected(anyhow!("cannot serialize the event: {e}")))?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", envelope.id.to_string().as_str());
+            let publish = async {
+                self.nats
+                    .js
+                    .publish_with_headers(subject, headers, payload.into())
+                    .await?
+                    .await
+            };
+            match tokio::time::timeout(self.nats.publish_timeout, publish).await {
+                Ok(Ok(_ack)) => Ok(()),
+                Ok(Err(e)) => Err(self.classify(e).await),
+                Err(_) => Err(ForwardError::Unavailable(anyhow!(
+                    "JetStream did not acknowledge within {:?}",
+                    self.nats.publish_timeout
+                ))),
+            }
         })
+    }
+
+    fn connected(&self) -> bool {
+        self.nats.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+impl NatsPublisher {
+    /// Only a refusal of the message itself counts as the event's failure; everything else
+    /// is the broker being away (or not ready) and is waited out.
+    async fn classify(&self, error: jetstream::context::PublishError) -> ForwardError {
+        use jetstream::context::PublishErrorKind as Kind;
+        match error.kind() {
+            Kind::MaxPayloadExceeded | Kind::WrongLastMessageId | Kind::WrongLastSequence => {
+                ForwardError::Rejected(anyhow!("JetStream refused the event: {error}"))
+            }
+            Kind::StreamNotFound => {
+                // A broker restarted without its store: make the stream again, then retry.
+                if let Err(e) = self.nats.ensure_stream().await {
+                    tracing::debug!(error = %e, "cannot re-create the stream yet");
+                }
+                ForwardError::Unavailable(anyhow!("JetStream has no stream for the event: {error}"))
+            }
+            _ => ForwardError::Unavailable(anyhow!("JetStream did not acknowledge: {error}")),
+        }
     }
 }
 

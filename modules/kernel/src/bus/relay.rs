@@ -7,24 +7,19 @@
 //! earlier delivery of the same subject to the same subscriber is still pending, which keeps
 //! per-subject order.
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    panic::AssertUnwindSafe,
-    time::Duration,
-};
+use std::{collections::HashSet, panic::AssertUnwindSafe, time::Duration};
 
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
-use diesel::{
-    prelude::*,
-    sql_types::{BigInt, Text, Timestamp},
-};
+use diesel::prelude::*;
 use tokio::{sync::watch, task::JoinHandle};
 use uuid::Uuid;
 
+pub use super::claim::Claimed;
+pub(crate) use super::rows::{EventRow, placeholders, record_in_inbox};
 use super::{
-    Bus, DeliveryStatus, Envelope, Tx,
-    schema::{bus_deliveries, bus_events},
+    Bus, DeliveryStatus, Envelope, Tx, claim::release_lease, rows::load_envelopes,
+    schema::bus_deliveries,
 };
 use crate::db::{DbConnection, write_tx};
 
@@ -59,9 +54,7 @@ impl Bus {
                 if *stopped.borrow() {
                     break;
                 }
-                let batch = bus.clone();
-                let me = owner.clone();
-                match bus.db().run(move |conn| batch.relay_batch(conn, &me)).await {
+                match bus.relay_once(&owner).await {
                     // A full batch means there may be more: go again at once.
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -79,22 +72,71 @@ impl Bus {
         Relay { stop, task }
     }
 
-    /// Claims up to `batch_size` due deliveries for `owner` and delivers them, returning how
-    /// many were attempted. Public so tests and tools can drive the relay step by step.
+    /// One turn of the relay: claims due deliveries, applies the local ones in a transaction
+    /// and forwards the rest to the broker outside any transaction ([`super::forward`]).
+    /// Returns how many deliveries it claimed.
     ///
-    /// The batch is delivered in one transaction, each delivery inside its own savepoint: a
-    /// failing handler rolls back only its own work, and the batch costs one commit.
+    /// # Errors
+    /// Database errors while claiming or recording; failing handlers and an unavailable
+    /// broker are not errors here (they are recorded on their deliveries).
+    pub async fn relay_once(&self, owner: &str) -> anyhow::Result<usize> {
+        let (bus, me) = (self.clone(), owner.to_owned());
+        let batch = self
+            .db()
+            .run(move |conn| bus.relay_local(conn, &me))
+            .await?;
+        let claimed = batch.local + batch.forwards.len();
+        if !batch.forwards.is_empty() {
+            self.forward(owner, batch.forwards).await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Claims up to `batch_size` due deliveries for `owner` and applies those of local
+    /// subscribers, returning how many it applied or recorded as failed. Public so tests and
+    /// tools can drive the relay step by step. Deliveries to a broker need the executor
+    /// ([`Bus::relay_once`]); here they are given back untouched.
     ///
     /// # Errors
     /// Database errors while claiming or committing; a failing handler is not an error here
     /// (it is recorded on its delivery).
     pub fn relay_batch(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<usize> {
+        let batch = self.relay_local(conn, owner)?;
+        if !batch.forwards.is_empty() {
+            write_tx(conn, |conn| {
+                for (c, _) in &batch.forwards {
+                    release_lease(conn, owner, c.seq, &c.subscriber)?;
+                }
+                Ok::<_, anyhow::Error>(())
+            })?;
+        }
+        Ok(batch.local)
+    }
+
+    /// Claims due deliveries and applies the local ones in one transaction, each inside its
+    /// own savepoint: a failing handler rolls back only its own work, and the batch costs one
+    /// commit. Deliveries to a forwarder stay leased and are returned with their events.
+    fn relay_local(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Batch> {
         let claimed = self.claim(conn, owner)?;
         if claimed.is_empty() {
-            return Ok(0);
+            return Ok(Batch::default());
         }
         let seqs: Vec<i64> = claimed.iter().map(|c| c.seq).collect();
-        let envelopes = load_envelopes(conn, &seqs)?;
+        let mut envelopes = load_envelopes(conn, &seqs)?;
+        let (forwards, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
+            .into_iter()
+            .partition(|c| self.is_forwarder(&c.subscriber) && envelopes.contains_key(&c.seq));
+        let forwards: Vec<(Claimed, Envelope)> = forwards
+            .into_iter()
+            .filter_map(|c| {
+                let envelope = envelopes.get(&c.seq).cloned()?;
+                Some((c, envelope))
+            })
+            .collect();
+        if claimed.is_empty() {
+            return Ok(Batch { local: 0, forwards });
+        }
+        envelopes.retain(|seq, _| claimed.iter().any(|c| c.seq == *seq));
         let mut published = Vec::new();
         // (subscriber, outcome) of each delivery, counted in the metrics after the commit.
         let mut outcomes: Vec<(&str, crate::metrics::Delivery)> = Vec::new();
@@ -127,6 +169,13 @@ impl Bus {
                         );
                         blocked.insert(key);
                     }
+                    Err(error) if is_transient(&error) => {
+                        // A deadlock or serialization conflict with a concurrent writer is
+                        // no fault of the event: go again soon, without counting an attempt.
+                        tracing::info!(seq, subscriber, error = %format!("{error:#}"), "delivery hit a transient database conflict; retrying");
+                        self.retry_soon(conn, owner, seq, subscriber)?;
+                        blocked.insert(key);
+                    }
                     Err(error) => {
                         let outcome = self.record_failure(conn, owner, seq, subscriber, &error)?;
                         outcomes.push((subscriber, outcome));
@@ -143,79 +192,35 @@ impl Bus {
             crate::metrics::events_published(&published);
             self.wake_relay_for(&published);
         }
-        Ok(claimed.len())
+        Ok(Batch {
+            local: claimed.len(),
+            forwards,
+        })
     }
 
-    /// Leases due deliveries to `owner`; returns what it won, oldest first.
-    ///
-    /// Several events of one subject may be in a batch, in order. A delivery is only kept if
-    /// every earlier candidate of its (subscriber, subject) was won too, so a delivery never
-    /// overtakes an earlier one that another relay holds.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn claim(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Vec<Claimed>> {
-        let now = crate::time::now();
-        let lease = now
-            + chrono::Duration::seconds(i64::try_from(self.settings().lease_secs).unwrap_or(30));
-        let candidates: Vec<Candidate> = diesel::sql_query(placeholders(conn, CANDIDATES))
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<Timestamp, _>(now)
-            .bind::<BigInt, _>(i64::from(self.settings().batch_size))
-            .load(conn)
-            .context("find due deliveries")?;
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut by_subscriber: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for c in &candidates {
-            by_subscriber.entry(&c.subscriber).or_default().push(c.seq);
-        }
-        write_tx(conn, |conn| {
-            let mut won: HashSet<(i64, &str)> = HashSet::new();
-            for (subscriber, seqs) in &by_subscriber {
-                let taken: Vec<i64> = diesel::update(
-                    bus_deliveries::table
-                        .filter(bus_deliveries::subscriber.eq(*subscriber))
-                        .filter(bus_deliveries::seq.eq_any(seqs))
-                        .filter(bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()))
-                        .filter(
-                            bus_deliveries::lease_until
-                                .is_null()
-                                .or(bus_deliveries::lease_until.lt(now)),
-                        ),
-                )
-                .set((
-                    bus_deliveries::lease_owner.eq(owner),
-                    bus_deliveries::lease_until.eq(lease),
-                ))
-                .returning(bus_deliveries::seq)
-                .get_results(conn)
-                .context("lease deliveries")?;
-                won.extend(taken.into_iter().map(|seq| (seq, *subscriber)));
-            }
-            let mut blocked: HashSet<(&str, &str)> = HashSet::new();
-            let mut kept = Vec::with_capacity(won.len());
-            for c in &candidates {
-                let key = (c.subscriber.as_str(), c.subject.as_str());
-                let is_won = won.contains(&(c.seq, c.subscriber.as_str()));
-                if !is_won || blocked.contains(&key) {
-                    blocked.insert(key);
-                    if is_won {
-                        release_lease(conn, owner, c.seq, &c.subscriber)?;
-                    }
-                    continue;
-                }
-                kept.push(Claimed {
-                    seq: c.seq,
-                    subscriber: c.subscriber.clone(),
-                    subject: c.subject.clone(),
-                });
-            }
-            Ok::<_, anyhow::Error>(kept)
-        })
+    /// Gives a delivery back with a short, jittered delay and no attempt counted.
+    fn retry_soon(
+        &self,
+        conn: &mut DbConnection,
+        owner: &str,
+        seq: i64,
+        subscriber: &str,
+    ) -> anyhow::Result<()> {
+        let settings = self.settings();
+        let delay = backoff(settings.backoff_base_ms, settings.backoff_max_ms, 1);
+        diesel::update(
+            bus_deliveries::table
+                .find((seq, subscriber))
+                .filter(bus_deliveries::lease_owner.eq(owner)),
+        )
+        .set((
+            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
+            bus_deliveries::lease_owner.eq(None::<String>),
+            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)
+        .context("give back a delivery after a transient conflict")?;
+        Ok(())
     }
 
     /// Inside the batch transaction: applies one delivery (unless the inbox says it was
@@ -272,7 +277,7 @@ impl Bus {
         Ok(published)
     }
 
-    fn record_failure(
+    pub(crate) fn record_failure(
         &self,
         conn: &mut DbConnection,
         owner: &str,
@@ -327,6 +332,30 @@ impl Bus {
 #[error("the delivery's lease was lost")]
 struct LeaseLost;
 
+/// What one relay turn claimed: how many local deliveries it handled, and the deliveries to
+/// forward (still leased), with their events.
+#[derive(Default)]
+struct Batch {
+    local: usize,
+    forwards: Vec<(Claimed, Envelope)>,
+}
+
+/// A deadlock or serialization failure (SQLSTATE 40P01 / 40001) anywhere in the chain: the
+/// transaction lost a race with another and may simply run again.
+// TODO(coordinator): use db::is_retryable
+fn is_transient(error: &anyhow::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<Error>(),
+            Some(Error::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                _
+            ))
+        ) || cause.to_string().contains("deadlock detected")
+    })
+}
+
 /// `base · 2^(attempt-1)`, capped, with jitter in [½, 1] of that so retries spread out.
 pub(crate) fn backoff(base_ms: u64, max_ms: u64, attempt: i32) -> chrono::Duration {
     let exp = u32::try_from(attempt.saturating_sub(1))
@@ -345,136 +374,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".into())
-}
-
-/// Records `envelope` as handled by `subscriber`; `false` when it already was. One statement,
-/// so concurrent deliveries of the same event cannot both see "first time".
-pub(crate) fn record_in_inbox(
-    conn: &mut DbConnection,
-    subscriber: &str,
-    envelope: &Envelope,
-) -> anyhow::Result<bool> {
-    Ok(diesel::sql_query(placeholders(conn, INBOX_INSERT))
-        .bind::<Text, _>(subscriber)
-        .bind::<Text, _>(envelope.id.to_string())
-        .bind::<Timestamp, _>(crate::time::now())
-        .execute(conn)
-        .context("write inbox")?
-        == 1)
-}
-
-const INBOX_INSERT: &str = "INSERT INTO bus_inbox (subscriber, event_id, handled_at) \
-    VALUES (?, ?, ?) ON CONFLICT DO NOTHING";
-
-/// Due, unleased, pending deliveries, oldest first, leaving out any whose subject has an
-/// earlier pending delivery to the same subscriber that cannot go now (waiting for a retry,
-/// or leased by another relay): per-subject order.
-const CANDIDATES: &str = "\
-SELECT d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject FROM bus_deliveries d \
-WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
-AND (d.lease_until IS NULL OR d.lease_until < ?) \
-AND NOT EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber \
-    AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
-    AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
-ORDER BY d.seq, d.subscriber LIMIT ?";
-
-#[derive(Debug, QueryableByName)]
-struct Candidate {
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-    #[diesel(sql_type = Text)]
-    subscriber: String,
-    #[diesel(sql_type = Text)]
-    subject: String,
-}
-
-/// A delivery leased to this relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub seq: i64,
-    pub subscriber: String,
-    pub subject: String,
-}
-
-/// Gives a leased delivery back untouched (no attempt counted).
-fn release_lease(
-    conn: &mut DbConnection,
-    owner: &str,
-    seq: i64,
-    subscriber: &str,
-) -> anyhow::Result<()> {
-    diesel::update(
-        bus_deliveries::table
-            .find((seq, subscriber))
-            .filter(bus_deliveries::lease_owner.eq(owner)),
-    )
-    .set((
-        bus_deliveries::lease_owner.eq(None::<String>),
-        bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .context("release lease")?;
-    Ok(())
-}
-
-/// Raw SQL is written with `?` placeholders; PostgreSQL wants `$1, $2, …`.
-pub(crate) fn placeholders(conn: &DbConnection, sql: &str) -> String {
-    match conn {
-        DbConnection::Sqlite(_) => sql.to_owned(),
-        DbConnection::Postgresql(_) => {
-            let mut out = String::with_capacity(sql.len() + 8);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        }
-    }
-}
-
-#[derive(Debug, Queryable)]
-pub(crate) struct EventRow {
-    pub seq: i64,
-    pub id: String,
-    pub source: String,
-    pub kind: String,
-    pub subject: String,
-    pub time: NaiveDateTime,
-    pub data: String,
-}
-
-impl EventRow {
-    pub(crate) fn into_envelope(self) -> anyhow::Result<Envelope> {
-        Ok(Envelope {
-            specversion: "1.0".into(),
-            id: self.id.parse().context("corrupt event id")?,
-            source: self.source,
-            kind: self.kind,
-            time: self.time.and_utc(),
-            subject: self.subject,
-            datacontenttype: "application/json".into(),
-            data: serde_json::from_str(&self.data).context("corrupt event data")?,
-        })
-    }
-}
-
-fn load_envelopes(
-    conn: &mut DbConnection,
-    seqs: &[i64],
-) -> anyhow::Result<std::collections::HashMap<i64, Envelope>> {
-    bus_events::table
-        .filter(bus_events::seq.eq_any(seqs))
-        .load::<EventRow>(conn)
-        .context("load events")?
-        .into_iter()
-        .map(|row| Ok((row.seq, row.into_envelope()?)))
-        .collect()
 }
 
 #[cfg(test)]

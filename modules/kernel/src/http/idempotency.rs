@@ -9,6 +9,8 @@
 //! - 5xx responses are not kept, so the client can retry them; a record left `running` by a
 //!   crashed process is taken over after `stale_after`.
 
+use std::sync::Arc;
+
 use actix_web::{
     Error, HttpMessage, HttpResponse,
     body::{BoxBody, MessageBody, to_bytes},
@@ -237,24 +239,52 @@ pub async fn idempotency(
             let bytes = to_bytes(body).await.map_err(|e| {
                 ApiError::internal(anyhow::anyhow!("cannot buffer the response: {e}"))
             })?;
-            let caller = caller.sub;
-            let outcome = if status.is_server_error() {
-                store.db.run(move |conn| forget(conn, &caller, &key)).await
-            } else {
-                let stored = Stored::of(&head, bytes.to_vec());
-                let store2 = store.clone();
-                store
-                    .db
-                    .run(move |conn| store2.finish(conn, &caller, &key, &stored))
-                    .await
-            };
-            if let Err(e) = outcome {
-                tracing::error!(error = ?e, "cannot record the idempotent response");
-            }
+            // A server error is forgotten, so the client may simply try again.
+            let stored = (!status.is_server_error()).then(|| Stored::of(&head, bytes.to_vec()));
+            record(&store, caller.sub, key, stored.map(Arc::new)).await;
             Ok(ServiceResponse::new(
                 http_req,
                 head.set_body(BoxBody::new(bytes)),
             ))
+        }
+    }
+}
+
+/// Tries to record an answer this often, with doubling pauses from [`RECORD_PAUSE_MS`].
+const RECORD_ATTEMPTS: u32 = 6;
+const RECORD_PAUSE_MS: u64 = 50;
+
+/// Records the answer to a request (or forgets the key after a server error). The client
+/// has its answer already: if the record were lost, its retry with the same key would find
+/// the key `running` and get 409 instead of the replay. So a busy database (SQLite's lock
+/// held by another writer, a PostgreSQL conflict) is retried a few times before giving up.
+async fn record(
+    store: &web::Data<IdempotencyStore>,
+    caller: String,
+    key: String,
+    stored: Option<Arc<Stored>>,
+) {
+    let mut pause = std::time::Duration::from_millis(RECORD_PAUSE_MS);
+    for attempt in 1..=RECORD_ATTEMPTS {
+        let (store2, caller, key, stored) =
+            (store.clone(), caller.clone(), key.clone(), stored.clone());
+        let outcome = store
+            .db
+            .run(move |conn| match &stored {
+                Some(stored) => store2.finish(conn, &caller, &key, stored),
+                None => forget(conn, &caller, &key),
+            })
+            .await;
+        match outcome {
+            Ok(()) => return,
+            Err(e) if attempt < RECORD_ATTEMPTS => {
+                tracing::warn!(attempt, error = ?e, "cannot record the idempotent response yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(e) => {
+                tracing::error!(attempts = attempt, error = ?e, "cannot record the idempotent response");
+            }
         }
     }
 }
