@@ -169,7 +169,7 @@ impl Bus {
                         );
                         blocked.insert(key);
                     }
-                    Err(error) if is_transient(&error) => {
+                    Err(error) if crate::db::is_retryable(&error) => {
                         // A deadlock or serialization conflict with a concurrent writer is
                         // no fault of the event: go again soon, without counting an attempt.
                         tracing::info!(seq, subscriber, error = %format!("{error:#}"), "delivery hit a transient database conflict; retrying");
@@ -338,22 +338,6 @@ struct LeaseLost;
 struct Batch {
     local: usize,
     forwards: Vec<(Claimed, Envelope)>,
-}
-
-/// A deadlock or serialization failure (SQLSTATE 40P01 / 40001) anywhere in the chain: the
-/// transaction lost a race with another and may simply run again.
-// TODO(coordinator): use db::is_retryable
-fn is_transient(error: &anyhow::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<Error>(),
-            Some(Error::DatabaseError(
-                DatabaseErrorKind::SerializationFailure,
-                _
-            ))
-        ) || cause.to_string().contains("deadlock detected")
-    })
 }
 
 /// `base · 2^(attempt-1)`, capped, with jitter in [½, 1] of that so retries spread out.
