@@ -20,7 +20,7 @@ mod service;
 mod store;
 mod subscribers;
 
-use std::{sync::Arc, time::Duration};
+use std::{num::NonZeroU64, sync::Arc, time::Duration};
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
@@ -51,14 +51,15 @@ pub static MIGRATIONS: Migrations = Migrations {
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentSettings {
     /// How long a charge may stay `processing` (or a refund `pending`) before reconciliation
-    /// asks the gateway and settles it. Keep it well above the gateway's slowest answer.
-    pub reconcile_after_secs: u64,
+    /// asks the gateway and settles it. Keep it well above the gateway's slowest answer; 0 is
+    /// refused, since it would close the idempotency keys of charges still in flight.
+    pub reconcile_after_secs: NonZeroU64,
 }
 
 impl Default for PaymentSettings {
     fn default() -> Self {
         Self {
-            reconcile_after_secs: 120,
+            reconcile_after_secs: NonZeroU64::new(120).unwrap_or(NonZeroU64::MIN),
         }
     }
 }
@@ -66,7 +67,7 @@ impl Default for PaymentSettings {
 impl PaymentSettings {
     /// How old an open operation must be before reconciliation settles it.
     pub fn reconcile_after(&self) -> Duration {
-        Duration::from_secs(self.reconcile_after_secs)
+        Duration::from_secs(self.reconcile_after_secs.get())
     }
 
     /// How often reconciliation runs: a quarter of the age, between half a second and 30 s.
@@ -192,11 +193,25 @@ mod tests {
     fn reconciliation_age_comes_from_config_and_sets_the_pace() {
         let settings = Settings::defaults(AppEnv::Test).unwrap();
         let payment: PaymentSettings = settings.module("payment").unwrap();
-        assert_eq!(payment.reconcile_after_secs, 120);
+        assert_eq!(payment.reconcile_after_secs.get(), 120);
         assert_eq!(payment.reconcile_every(), Duration::from_secs(30));
         let quick = PaymentSettings {
-            reconcile_after_secs: 2,
+            reconcile_after_secs: NonZeroU64::new(2).unwrap(),
         };
         assert_eq!(quick.reconcile_every(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_zero_reconciliation_age_is_refused_naming_the_section() {
+        let mut settings = Settings::defaults(AppEnv::Test).unwrap();
+        settings.modules.insert(
+            "payment".into(),
+            serde_json::json!({"reconcile_after_secs": 0}),
+        );
+        let error = settings.module::<PaymentSettings>("payment").unwrap_err();
+        assert!(
+            format!("{error:#}").contains("modules.payment"),
+            "{error:#}"
+        );
     }
 }
