@@ -399,8 +399,13 @@ impl Application {
                 }
             }
         }
+        // A record still `running` after the request timeout (plus a margin for the answer
+        // to be written) belongs to a process that died: the client's retry may take it over.
+        let abandoned_after =
+            std::time::Duration::from_secs(settings.http.request_timeout_secs.max(1) + 5);
         let idempotency = IdempotencyStore::new(db.clone(), settings.auth.jwt_secret.as_bytes())
-            .excluding(modules.private_paths.clone());
+            .excluding(modules.private_paths.clone())
+            .abandoned_after(abandoned_after);
         kernel::metrics::install();
         modules.jobs.push(Box::new(|stop| {
             kernel::jobs::every(std::time::Duration::from_secs(5), stop, || async {

@@ -18,6 +18,7 @@ mod crash;
 mod errors;
 mod events;
 mod health;
+mod idempotency;
 mod limits;
 mod metrics;
 mod migrations;

@@ -7,7 +7,9 @@
 //! - keys are scoped per caller (the token's `sub`); unauthenticated requests pass through
 //!   untouched (the handler answers 401);
 //! - 5xx responses are not kept, so the client can retry them; a record left `running` by a
-//!   crashed process is taken over after `stale_after`.
+//!   crashed process is taken over after `stale_after` (a little longer than the request
+//!   timeout, past which no request still owns its record: so a client that retries a write
+//!   a crash cut off gets it done, not a 409, once that much time has passed).
 
 use std::sync::Arc;
 
@@ -87,6 +89,14 @@ impl IdempotencyStore {
             stale_after: chrono::Duration::minutes(5),
             excluded: Vec::new(),
         }
+    }
+
+    /// A `running` record older than this was left by a process that died mid-request (no
+    /// request runs longer than the request timeout) and is taken over by the next request
+    /// with its key. Default 5 minutes.
+    pub fn abandoned_after(mut self, after: std::time::Duration) -> Self {
+        self.stale_after = chrono::Duration::from_std(after).unwrap_or(self.stale_after);
+        self
     }
 
     /// Requests under these path prefixes pass through untouched (their `Idempotency-Key` is
