@@ -22,30 +22,6 @@ use payment_api::{
 };
 use support::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let f = super::support::fixture(kernel::db::Backend::Sqlite).unwrap();
-                    super::$name(f).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(f) = super::support::fixture(kernel::db::Backend::Postgres) {
-                        super::$name(f).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     a_charge_interrupted_after_the_gateway_captured_ends_succeeded,
     a_charge_interrupted_before_the_gateway_ends_failed_and_the_order_is_payable_again,

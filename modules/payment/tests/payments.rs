@@ -19,30 +19,6 @@ use payment_api::{
 };
 use support::*;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let f = super::support::fixture(kernel::db::Backend::Sqlite).unwrap();
-                    super::$name(f).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(f) = super::support::fixture(kernel::db::Backend::Postgres) {
-                        super::$name(f).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     a_good_card_captures_the_orders_total,
     a_declined_card_fails_the_payment_and_leaves_the_order_payable,
