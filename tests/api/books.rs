@@ -13,7 +13,7 @@ use diesel::{
 };
 
 use crate::{
-    load::Ledger,
+    load::{Ledger, Traffic},
     process::{Process, Sql},
 };
 
@@ -382,4 +382,40 @@ pub fn server_errors(ledger: &Ledger, processes: &[&Process]) -> Option<String> 
         ledger.server_errors.len(),
         lines.join("\n    ")
     ))
+}
+
+/// The end of a fault test: checks the books against what the clients saw, adds the 5xx and
+/// the requests a live process left unanswered to `failures`, and fails with all of them and
+/// the figures (or prints the figures).
+pub fn verdict(
+    sql: &mut Sql,
+    traffic: &Traffic,
+    initial: &BTreeMap<String, i64>,
+    processes: &[Process],
+    mut failures: Vec<String>,
+    header: String,
+) {
+    let ledger = traffic.ledger.lock().unwrap();
+    let (figures, broken) = check(sql, &ledger, initial);
+    failures.extend(broken);
+    let all: Vec<&Process> = processes.iter().collect();
+    failures.extend(server_errors(&ledger, &all));
+    drop(ledger);
+    let unexpected = traffic.unexpected_cuts();
+    if !unexpected.is_empty() {
+        failures.push(format!(
+            "{} requests unanswered by a live process: {:?}",
+            unexpected.len(),
+            &unexpected[..unexpected.len().min(5)]
+        ));
+    }
+    let logged: Vec<String> = processes.iter().map(Process::problems_summary).collect();
+    let report = format!("{header}\n{figures}\n{}", logged.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} invariants broken:\n- {}\n\n{report}",
+        failures.len(),
+        failures.join("\n- ")
+    );
+    eprintln!("{report}");
 }

@@ -80,35 +80,13 @@ async fn three_replicas_start_together_and_run_each_saga_step_once() {
     }
 
     let settled = books::settle(&mut sql, Duration::from_secs(20)).await;
-    let ledger = traffic.ledger.lock().unwrap();
-    let (figures, broken) = books::check(&mut sql, &ledger, &initial);
-    failures.extend(broken);
-    let all: Vec<&Process> = replicas.iter().collect();
-    failures.extend(books::server_errors(&ledger, &all));
-    drop(ledger);
-    let unexpected = traffic.unexpected_cuts();
-    if !unexpected.is_empty() {
-        failures.push(format!(
-            "{} requests unanswered by a live replica: {:?}",
-            unexpected.len(),
-            &unexpected[..unexpected.len().min(5)]
-        ));
-    }
-    let logged: Vec<String> = replicas.iter().map(Process::problems_summary).collect();
-    let report = format!(
-        "replicas, seed {seed}: replica 1 SIGKILLed after {sent} requests begun{}; {settled}\n{figures}\n{}",
+    let header = format!(
+        "replicas, seed {seed}: replica 1 SIGKILLed after {sent} requests begun{}; {settled}",
         if charging {
             " while a charge was processing"
         } else {
             ""
-        },
-        logged.join("\n")
+        }
     );
-    assert!(
-        failures.is_empty(),
-        "{} invariants broken:\n- {}\n\n{report}",
-        failures.len(),
-        failures.join("\n- ")
-    );
-    eprintln!("{report}");
+    books::verdict(&mut sql, &traffic, &initial, &replicas, failures, header);
 }
