@@ -10,6 +10,7 @@ use actix_web::{
     http::{StatusCode, header},
 };
 use serde::Serialize;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
@@ -34,6 +35,30 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem document.
+///
+/// Clients act on `code` and the members it names, never on `title` or `detail` (prose for
+/// people, free to change). Every code a response can carry, with its members:
+///
+/// - `bad_request` (400), `unauthorized` (401), `not_found` (404),
+///   `method_not_allowed` (405), `conflict` (409), `precondition_failed` (412),
+///   `payload_too_large` (413), `unsupported_media_type` (415), `rate_limited` (429),
+///   `internal` (500), `unavailable` (503): no members.
+/// - `validation_failed` (422): `errors`.
+/// - `forbidden` (403): `reason` when a module's rule (not the role check) refused.
+/// - `idempotency_key_in_flight` (409): a request with the same `Idempotency-Key` is still
+///   running; retry later.
+/// - `idempotency_key_reused` (422): `errors` (the key was used for a different request).
+/// - `product_not_found` (404): `product_id`.
+/// - `reservation_not_found` (404): `reservation_id`.
+/// - `duplicate_sku` (409): `sku`.
+/// - `stock_below_reserved` (409): `requested`, `reserved`.
+/// - `has_reservations` (409): `product_id`.
+/// - `insufficient_stock` (409): `product_id`, `requested`, `available`.
+/// - `reservation_conflict` (409): `reservation_id`.
+/// - `reservation_closed` (409): `reservation_id`, `reservation_status`, `action`.
+/// - `order_not_found` (404): `order_id`.
+/// - `unknown_product` (422): `index`, `product_id`, `errors`.
+/// - `illegal_transition` (409): `order_id`, `order_status`, `action`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem, e.g. `urn:tessera:problem:validation`.
@@ -43,14 +68,36 @@ pub struct Problem {
     pub title: String,
     /// The HTTP status code.
     pub status: u16,
-    /// What went wrong with this request.
+    /// What went wrong with this request, for people.
     pub detail: String,
+    /// Stable, machine-readable snake_case code of the kind of error (see the schema's
+    /// description for every code and the members it carries). Empty only for a body that
+    /// was not a problem document.
+    #[serde(default)]
+    pub code: String,
     /// For validation failures: every offending field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// The request id (also in the `x-request-id` header), for server errors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The figures of the error its `code` names (`product_id`, `requested`, `available`,
+    /// `order_id`, `reservation_id`, `order_status`, `reservation_status`, `action`, `sku`,
+    /// `reserved`, `index`, `reason`), never named like a standard member.
+    #[serde(flatten)]
+    pub members: Map<String, Value>,
+}
+
+/// How a module error becomes data on the wire: its stable code and its figures. One match
+/// per error enum, next to the enum; [`ApiError::from_coded`] puts both into the problem.
+pub trait ProblemCode {
+    /// The snake_case code clients match on.
+    fn code(&self) -> &'static str;
+
+    /// The variant's figures, as members of the problem document.
+    fn members(&self) -> Map<String, Value> {
+        Map::new()
+    }
 }
 
 /// The kinds of failure the API reports, each with one status and problem type.
@@ -87,6 +134,25 @@ impl ErrorKind {
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code of a problem of this kind that names nothing more specific.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Validation => "validation_failed",
+            Self::TooManyRequests => "rate_limited",
+            Self::Internal => "internal",
+            Self::ServiceUnavailable => "unavailable",
         }
     }
 
@@ -127,9 +193,17 @@ impl ErrorKind {
     }
 }
 
+struct Coded {
+    code: &'static str,
+    members: Map<String, Value>,
+}
+
 /// An error on its way to becoming a problem response.
 pub struct ApiError {
     kind: ErrorKind,
+    /// A code more specific than the kind's, and its figures; boxed to keep `Result<_,
+    /// ApiError>` small.
+    coded: Option<Box<Coded>>,
     detail: String,
     errors: Vec<FieldError>,
     source: Option<anyhow::Error>,
@@ -141,6 +215,7 @@ impl ApiError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
+            coded: None,
             detail: detail.into(),
             errors: Vec::new(),
             source: None,
@@ -159,6 +234,41 @@ impl ApiError {
             .map(|c| c.to_uppercase().chain(chars).collect::<String>())
             .unwrap_or_default();
         Self::new(kind, format!("{detail}."))
+    }
+
+    /// A problem carrying a module error's code and figures, with its message as detail.
+    pub fn from_coded(kind: ErrorKind, error: &(impl fmt::Display + ProblemCode)) -> Self {
+        Self::from_error(kind, error)
+            .with_code(error.code())
+            .with_members(error.members())
+    }
+
+    /// Replaces the code the kind gave.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        match &mut self.coded {
+            Some(coded) => coded.code = code,
+            None => {
+                self.coded = Some(Box::new(Coded {
+                    code,
+                    members: Map::new(),
+                }));
+            }
+        }
+        self
+    }
+
+    /// Adds members to the problem document (the figures its code names).
+    pub fn with_members(mut self, members: Map<String, Value>) -> Self {
+        match &mut self.coded {
+            Some(coded) => coded.members.extend(members),
+            None => {
+                self.coded = Some(Box::new(Coded {
+                    code: self.kind.code(),
+                    members,
+                }));
+            }
+        }
+        self
     }
 
     /// 422 listing every offending field.
@@ -218,14 +328,24 @@ impl ApiError {
         &self.errors
     }
 
+    pub fn code(&self) -> &'static str {
+        self.coded.as_ref().map_or(self.kind.code(), |c| c.code)
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("urn:tessera:problem:{}", self.kind.slug()),
             title: self.kind.title().to_owned(),
             status: self.kind.status().as_u16(),
             detail: self.detail.clone(),
+            code: self.code().to_owned(),
             errors: self.errors.clone(),
             request_id: self.request_id.clone(),
+            members: self
+                .coded
+                .as_ref()
+                .map(|c| c.members.clone())
+                .unwrap_or_default(),
         }
     }
 }
