@@ -59,6 +59,13 @@ impl FieldError {
 /// - `order_not_found` (404): `order_id`.
 /// - `unknown_product` (422): `index`, `product_id`, `errors`.
 /// - `illegal_transition` (409): `order_id`, `order_status`, `action`.
+/// - `payment_not_found` (404): `payment_id`; `not_payable` (409): `order_id`;
+///   `not_refundable` (409): `payment_id`.
+/// - `patient_not_found` (404): `patient_id`; `diagnosis_not_found` (404): `diagnosis_id`;
+///   `treatment_not_found` (404): `treatment_id`; `duplicate_identifier` (409).
+/// - `contract_not_found` (404): `contract_id`; `execution_not_found` (404): `execution_id`;
+///   `contract_conflict` (409): `contract_id`; `input_too_large` (413): `size`, `limit`;
+///   `evaluation_failed` (422).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem, e.g. `urn:tessera:problem:validation`.
@@ -71,9 +78,10 @@ pub struct Problem {
     /// What went wrong with this request, for people.
     pub detail: String,
     /// Stable, machine-readable snake_case code of the kind of error (see the schema's
-    /// description for every code and the members it carries). Empty only for a body that
-    /// was not a problem document.
+    /// description for every code and the members it carries). Tessera always sends it;
+    /// parsing defaults it to empty for a body that was not a problem document.
     #[serde(default)]
+    #[schema(required = true)]
     pub code: String,
     /// For validation failures: every offending field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -83,9 +91,20 @@ pub struct Problem {
     pub request_id: Option<String>,
     /// The figures of the error its `code` names (`product_id`, `requested`, `available`,
     /// `order_id`, `reservation_id`, `order_status`, `reservation_status`, `action`, `sku`,
-    /// `reserved`, `index`, `reason`), never named like a standard member.
+    /// `reserved`, `index`, `reason`, `payment_id`, `patient_id`, `diagnosis_id`,
+    /// `treatment_id`, `contract_id`, `execution_id`, `size`, `limit`), never named like a
+    /// standard member.
     #[serde(flatten)]
     pub members: Map<String, Value>,
+}
+
+/// The members of a `json!({..})` object (nothing for any other value), for
+/// [`ProblemCode::members`].
+pub fn members(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(members) => members,
+        _ => Map::new(),
+    }
 }
 
 /// How a module error becomes data on the wire: its stable code and its figures. One match
