@@ -132,6 +132,11 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
             .starts_with("urn:tessera:problem:")
     );
     assert!(body["title"].is_string() && body["detail"].is_string());
+    // Every problem names its kind in a stable, machine-readable code.
+    assert!(
+        body["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "no code: {body}"
+    );
     body
 }
 

@@ -28,6 +28,7 @@ mod orders;
 mod patients;
 mod payment_faults;
 mod payments;
+mod problem_codes;
 mod products;
 mod replicas;
 mod shortage;

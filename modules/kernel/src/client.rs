@@ -515,13 +515,16 @@ pub fn parse_problem(status: u16, body: &[u8]) -> Problem {
                 } else {
                     detail
                 },
+                code: String::new(),
                 errors: Vec::new(),
                 request_id: None,
+                members: serde_json::Map::new(),
             }
         })
 }
 
-const KEY_IN_FLIGHT: &str = "A request with this Idempotency-Key is still being processed";
+/// The idempotency layer's code for a key still in flight (same crate, same constant).
+const KEY_IN_FLIGHT: &str = crate::http::idempotency::IDEMPOTENCY_KEY_IN_FLIGHT;
 
 // ---------------------------------------------------------------------------------------
 // The remote.
@@ -703,13 +706,13 @@ impl Remote {
             let outcome = match &result {
                 Ok(response) => Some(Outcome::Status(response.status)),
                 Err(AttemptError::Transport { outcome, .. }) => Some(*outcome),
-                Err(AttemptError::Status { status, problem }) => Some(
-                    if *status == 409 && problem.detail.starts_with(KEY_IN_FLIGHT) {
+                Err(AttemptError::Status { status, problem }) => {
+                    Some(if *status == 409 && problem.code == KEY_IN_FLIGHT {
                         Outcome::KeyInFlight
                     } else {
                         Outcome::Status(*status)
-                    },
-                ),
+                    })
+                }
                 Err(AttemptError::Other(_)) => None,
             };
             match outcome {

@@ -9,49 +9,13 @@ use actix_web::{
     HttpResponse, ResponseError,
     http::{StatusCode, header},
 };
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde_json::{Map, Value};
+
+mod problem;
+
+pub use problem::{FieldError, Problem, ProblemCode, members};
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
-
-/// One offending input field of a 422 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-pub struct FieldError {
-    /// Dotted path of the field in the request (`price.currency`, `items[2].quantity`),
-    /// or the query parameter's name.
-    pub field: String,
-    /// What is wrong with it, for people.
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
-pub struct Problem {
-    /// A URI naming the kind of problem, e.g. `urn:tessera:problem:validation`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Short summary of the kind of problem.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong with this request.
-    pub detail: String,
-    /// For validation failures: every offending field.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<FieldError>,
-    /// The request id (also in the `x-request-id` header), for server errors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-}
 
 /// The kinds of failure the API reports, each with one status and problem type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +51,25 @@ impl ErrorKind {
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code of a problem of this kind that names nothing more specific.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Validation => "validation_failed",
+            Self::TooManyRequests => "rate_limited",
+            Self::Internal => "internal",
+            Self::ServiceUnavailable => "unavailable",
         }
     }
 
@@ -127,9 +110,17 @@ impl ErrorKind {
     }
 }
 
+struct Coded {
+    code: &'static str,
+    members: Map<String, Value>,
+}
+
 /// An error on its way to becoming a problem response.
 pub struct ApiError {
     kind: ErrorKind,
+    /// A code more specific than the kind's, and its figures; boxed to keep `Result<_,
+    /// ApiError>` small.
+    coded: Option<Box<Coded>>,
     detail: String,
     errors: Vec<FieldError>,
     source: Option<anyhow::Error>,
@@ -141,6 +132,7 @@ impl ApiError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         Self {
             kind,
+            coded: None,
             detail: detail.into(),
             errors: Vec::new(),
             source: None,
@@ -159,6 +151,41 @@ impl ApiError {
             .map(|c| c.to_uppercase().chain(chars).collect::<String>())
             .unwrap_or_default();
         Self::new(kind, format!("{detail}."))
+    }
+
+    /// A problem carrying a module error's code and figures, with its message as detail.
+    pub fn from_coded(kind: ErrorKind, error: &(impl fmt::Display + ProblemCode)) -> Self {
+        Self::from_error(kind, error)
+            .with_code(error.code())
+            .with_members(error.members())
+    }
+
+    /// Replaces the code the kind gave.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        match &mut self.coded {
+            Some(coded) => coded.code = code,
+            None => {
+                self.coded = Some(Box::new(Coded {
+                    code,
+                    members: Map::new(),
+                }));
+            }
+        }
+        self
+    }
+
+    /// Adds members to the problem document (the figures its code names).
+    pub fn with_members(mut self, members: Map<String, Value>) -> Self {
+        match &mut self.coded {
+            Some(coded) => coded.members.extend(members),
+            None => {
+                self.coded = Some(Box::new(Coded {
+                    code: self.kind.code(),
+                    members,
+                }));
+            }
+        }
+        self
     }
 
     /// 422 listing every offending field.
@@ -218,14 +245,24 @@ impl ApiError {
         &self.errors
     }
 
+    pub fn code(&self) -> &'static str {
+        self.coded.as_ref().map_or(self.kind.code(), |c| c.code)
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("urn:tessera:problem:{}", self.kind.slug()),
             title: self.kind.title().to_owned(),
             status: self.kind.status().as_u16(),
             detail: self.detail.clone(),
+            code: self.code().to_owned(),
             errors: self.errors.clone(),
             request_id: self.request_id.clone(),
+            members: self
+                .coded
+                .as_ref()
+                .map(|c| c.members.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kernel::{
     auth::{Principal, Role},
-    error::{ApiError, ErrorKind, FieldError},
+    error::{ApiError, ErrorKind, FieldError, ProblemCode, members},
     http::{cursor, page_params},
 };
 use serde::{Deserialize, Serialize};
@@ -171,6 +171,33 @@ pub struct Caller {
     pub sub: String,
     /// The caller's role.
     pub role: Role,
+}
+
+/// Codes and figures of [`ContractError`] on the wire (see the `Problem` schema).
+impl ProblemCode for ContractError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "contract_not_found",
+            Self::ExecutionNotFound(_) => "execution_not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::Conflict(..) => "contract_conflict",
+            Self::Invalid(_) => "validation_failed",
+            Self::InputTooLarge { .. } => "input_too_large",
+            Self::Evaluation(_) => "evaluation_failed",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+
+    fn members(&self) -> serde_json::Map<String, serde_json::Value> {
+        members(match self {
+            Self::NotFound(id) | Self::Conflict(id, _) => serde_json::json!({ "contract_id": id }),
+            Self::ExecutionNotFound(id) => serde_json::json!({ "execution_id": id }),
+            Self::InputTooLarge { size, limit } => {
+                serde_json::json!({ "size": size, "limit": limit })
+            }
+            _ => Value::Null,
+        })
+    }
 }
 
 impl From<&Principal> for Caller {
@@ -486,7 +513,7 @@ impl From<ContractError> for ApiError {
                     ContractError::Evaluation(_) => ErrorKind::Validation,
                     _ => ErrorKind::Conflict,
                 };
-                ApiError::from_error(kind, &other)
+                ApiError::from_coded(kind, &other)
             }
         }
     }

@@ -40,6 +40,11 @@ use crate::{
 
 pub const HEADER: &str = "idempotency-key";
 
+/// Problem code of a 422: the key was already used for a different request.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+/// Problem code of a 409: a request with the same key is still running; retry later.
+pub const IDEMPOTENCY_KEY_IN_FLIGHT: &str = "idempotency_key_in_flight";
+
 diesel::table! {
     idempotency_keys (caller, key) {
         caller -> Text,
@@ -233,12 +238,14 @@ pub async fn idempotency(
                     record.method, record.path
                 ),
             )])
+            .with_code(IDEMPOTENCY_KEY_REUSED)
             .into())
         }
         Begun::Existing(record) if record.state == "running" => Err(ApiError::new(
             ErrorKind::Conflict,
             "A request with this Idempotency-Key is still being processed; retry later.",
         )
+        .with_code(IDEMPOTENCY_KEY_IN_FLIGHT)
         .into()),
         Begun::Existing(record) => Ok(req.into_response(replay(&record))),
         Begun::New => {

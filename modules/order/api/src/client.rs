@@ -15,11 +15,10 @@
 //!   applies its own rules as if the user had called it.
 //!
 //! `place` sends a fresh `Idempotency-Key` per call, so its retries never place twice;
-//! transitions are not retried. Errors: 404 → `NotFound`, 403 → `Forbidden`, 409 →
-//! `InsufficientStock` / `IllegalTransition` (parsed from the detail the server renders from
-//! the same enum), 422 → `UnknownProduct` (for `items[i].product_id`) or `Invalid`,
-//! 502/503/504, timeouts, refused connections and an open breaker → `Unavailable`, anything
-//! else → `Unexpected`.
+//! transitions are not retried. Errors map back onto [`OrderError`] from the problem's `code`
+//! and members only ([`OrderProblem::decode`]; `title` and `detail` are prose and never read):
+//! e.g. `illegal_transition` with `order_id`, `status` and `action`. 502/503/504, timeouts,
+//! refused connections and an open breaker → `Unavailable`; any other code → `Unexpected`.
 
 use async_trait::async_trait;
 use kernel::{
@@ -28,11 +27,10 @@ use kernel::{
     error::Problem,
     http::cursor,
 };
-use product_api::ProductId;
 
 use crate::{
-    CreateOrder, NewOrder, Order, OrderError, OrderId, OrderPage, OrderQuery, OrderService,
-    OrderStatus, Transition,
+    CreateOrder, NewOrder, Order, OrderError, OrderId, OrderPage, OrderProblem, OrderQuery,
+    OrderService, Transition,
 };
 
 const ORDERS: &str = "/api/v1/orders";
@@ -69,88 +67,22 @@ fn may_see(actor: &Principal, order: &Order) -> bool {
     actor.role != Role::Customer || order.customer == actor.sub
 }
 
-fn uuid_after(text: &str, prefix: &str) -> Option<uuid::Uuid> {
-    let lower = text.to_ascii_lowercase();
-    let start = lower.find(&prefix.to_ascii_lowercase())? + prefix.len();
-    text.get(start..start + 36)
-        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+/// The typed error a problem carries, read from its `code` and members only.
+fn from_problem(problem: Problem) -> OrderError {
+    OrderProblem::decode(&problem).unwrap_or_else(|| {
+        OrderError::Unexpected(anyhow::anyhow!(
+            "order answered {} ({}): {}",
+            problem.status,
+            problem.code,
+            problem.detail
+        ))
+    })
 }
 
-fn int_after(text: &str, prefix: &str) -> Option<i64> {
-    let start = text.find(prefix)? + prefix.len();
-    let digits: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '-')
-        .collect();
-    digits.parse().ok()
-}
-
-/// What the call was about, for the errors that name it.
-#[derive(Debug, Clone, Copy)]
-enum Subject {
-    Placing,
-    Listing,
-    Order(OrderId, Option<Transition>),
-}
-
-fn from_problem(problem: Problem, subject: Subject) -> OrderError {
-    let detail = problem.detail.as_str();
-    let lower = detail.to_ascii_lowercase();
-    let unexpected = |p: &Problem| {
-        OrderError::Unexpected(anyhow::anyhow!("order answered {}: {}", p.status, p.detail))
-    };
-    match (problem.status, subject) {
-        (404, Subject::Order(id, _)) => OrderError::NotFound(id),
-        (403, _) => OrderError::Forbidden(detail.trim_end_matches('.').to_owned()),
-        (409, _) if lower.starts_with("insufficient stock") => (|| {
-            Some(OrderError::InsufficientStock {
-                product_id: ProductId(uuid_after(detail, "insufficient stock for product ")?),
-                requested: int_after(detail, "requested ")?,
-                available: int_after(detail, "available ")?,
-            })
-        })()
-        .unwrap_or_else(|| unexpected(&problem)),
-        (409, Subject::Order(id, Some(transition))) => {
-            // "Order <id> is <status> and cannot be <verb>."
-            let status = lower
-                .split(" is ")
-                .nth(1)
-                .and_then(|rest| rest.split(' ').next())
-                .and_then(|s| OrderStatus::parse(s).ok());
-            match status {
-                Some(status) => OrderError::IllegalTransition {
-                    id,
-                    status,
-                    action: transition.verb(),
-                },
-                None => unexpected(&problem),
-            }
-        }
-        (422, Subject::Placing) => {
-            let unknown = problem.errors.iter().find_map(|e| {
-                let index = e
-                    .field
-                    .strip_prefix("items[")?
-                    .strip_suffix("].product_id")?
-                    .parse()
-                    .ok()?;
-                let product_id = ProductId(uuid_after(&e.message, "product ")?);
-                Some(OrderError::UnknownProduct { index, product_id })
-            });
-            unknown.unwrap_or(OrderError::Invalid(problem.errors))
-        }
-        (422, _) => OrderError::Invalid(problem.errors),
-        (502..=504, _) => {
-            OrderError::Unavailable(format!("order answered {}: {detail}", problem.status))
-        }
-        _ => unexpected(&problem),
-    }
-}
-
-fn from_remote(error: RemoteError, subject: Subject) -> OrderError {
+fn from_remote(error: RemoteError) -> OrderError {
     match error {
         RemoteError::Unavailable { .. } => OrderError::Unavailable(error.to_string()),
-        RemoteError::Problem { problem, .. } => from_problem(*problem, subject),
+        RemoteError::Problem { problem, .. } => from_problem(*problem),
         RemoteError::Unexpected(e) => OrderError::Unexpected(e),
     }
 }
@@ -159,7 +91,6 @@ fn from_remote(error: RemoteError, subject: Subject) -> OrderError {
 impl OrderService for HttpOrderService {
     async fn place(&self, actor: &Principal, order: NewOrder) -> Result<Order, OrderError> {
         let r = &self.remote;
-        let subject = Subject::Placing;
         let body = CreateOrder {
             items: order.items().to_vec(),
         };
@@ -168,19 +99,18 @@ impl OrderService for HttpOrderService {
             .auth(Auth::OnBehalfOf(actor.clone()))
             .idempotency_key(uuid::Uuid::new_v4().to_string())
             .json(&body)
-            .map_err(|e| from_remote(e, subject))?;
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+            .map_err(from_remote)?;
+        let response = r.send(request).await.map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 
     async fn get(&self, actor: &Principal, id: OrderId) -> Result<Order, OrderError> {
         let r = &self.remote;
-        let subject = Subject::Order(id, None);
         let response = r
             .send(r.request(Method::Get, format!("{ORDERS}/{id}")))
             .await
-            .map_err(|e| from_remote(e, subject))?;
-        let order: Order = response.json().map_err(|e| from_remote(e, subject))?;
+            .map_err(from_remote)?;
+        let order: Order = response.json().map_err(from_remote)?;
         if may_see(actor, &order) {
             Ok(order)
         } else {
@@ -190,7 +120,6 @@ impl OrderService for HttpOrderService {
 
     async fn list(&self, actor: &Principal, query: OrderQuery) -> Result<OrderPage, OrderError> {
         let r = &self.remote;
-        let subject = Subject::Listing;
         let customer = if actor.role == Role::Customer {
             Some(actor.sub.clone())
         } else {
@@ -206,8 +135,8 @@ impl OrderService for HttpOrderService {
         if let Some(before) = query.before {
             request = request.query("cursor", cursor::encode(&before));
         }
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        let page: OrderPage = response.json().map_err(|e| from_remote(e, subject))?;
+        let response = r.send(request).await.map_err(from_remote)?;
+        let page: OrderPage = response.json().map_err(from_remote)?;
         // Belt and braces: never hand a customer someone else's order.
         if page.items.iter().all(|o| may_see(actor, o)) {
             Ok(page)
@@ -225,7 +154,6 @@ impl OrderService for HttpOrderService {
         transition: Transition,
     ) -> Result<Order, OrderError> {
         let r = &self.remote;
-        let subject = Subject::Order(id, Some(transition));
         let action = match transition {
             Transition::Cancel => "cancel",
             Transition::Ship => "ship",
@@ -234,66 +162,93 @@ impl OrderService for HttpOrderService {
         let request = r
             .request(Method::Post, format!("{ORDERS}/{id}/{action}"))
             .auth(Auth::OnBehalfOf(actor.clone()));
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+        let response = r.send(request).await.map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use kernel::error::ApiError;
+    use kernel::error::{ApiError, FieldError};
+    use product_api::ProductId;
 
     use super::*;
+    use crate::OrderStatus;
 
-    fn round_trip(error: OrderError, subject: Subject) -> OrderError {
-        from_problem(ApiError::from(error).problem(), subject)
+    /// What the server would send for `error`, as bytes on the wire, mapped back.
+    fn round_trip(error: OrderError) -> OrderError {
+        from_problem(wire(ApiError::from(error).problem()))
+    }
+
+    /// `problem` serialized as the server sends it and parsed as the client reads it.
+    fn wire(problem: Problem) -> Problem {
+        let body = serde_json::to_vec(&problem).unwrap();
+        kernel::client::parse_problem(problem.status, &body)
+    }
+
+    fn cases() -> Vec<OrderError> {
+        let o = OrderId::new();
+        let p = ProductId::new();
+        vec![
+            OrderError::NotFound(o),
+            OrderError::Forbidden("Role customer may not have an order shipped".into()),
+            OrderError::UnknownProduct {
+                index: 2,
+                product_id: p,
+            },
+            OrderError::InsufficientStock {
+                product_id: p,
+                requested: 5,
+                available: 1,
+            },
+            OrderError::IllegalTransition {
+                id: o,
+                status: OrderStatus::PendingPayment,
+                action: "shipped",
+            },
+            OrderError::IllegalTransition {
+                id: o,
+                status: OrderStatus::Delivered,
+                action: "cancelled",
+            },
+            OrderError::Invalid(vec![FieldError::new("items", "bad")]),
+        ]
     }
 
     #[test]
     fn every_client_visible_error_survives_the_wire() {
-        let o = OrderId::new();
-        let p = ProductId::new();
-        let cases = [
-            (OrderError::NotFound(o), Subject::Order(o, None)),
-            (
-                OrderError::Forbidden("Role customer may not have an order shipped".into()),
-                Subject::Order(o, Some(Transition::Ship)),
-            ),
-            (
-                OrderError::UnknownProduct {
-                    index: 2,
-                    product_id: p,
-                },
-                Subject::Placing,
-            ),
-            (
-                OrderError::InsufficientStock {
-                    product_id: p,
-                    requested: 5,
-                    available: 1,
-                },
-                Subject::Placing,
-            ),
-            (
-                OrderError::IllegalTransition {
-                    id: o,
-                    status: OrderStatus::PendingPayment,
-                    action: "shipped",
-                },
-                Subject::Order(o, Some(Transition::Ship)),
-            ),
-            (
-                OrderError::Invalid(vec![kernel::error::FieldError::new("items", "bad")]),
-                Subject::Placing,
-            ),
-        ];
-        for (error, subject) in cases {
+        for error in cases() {
             let expected = format!("{error:?}");
-            assert_eq!(format!("{:?}", round_trip(error, subject)), expected);
+            assert_eq!(format!("{:?}", round_trip(error)), expected);
         }
         assert!(matches!(
-            round_trip(OrderError::Unavailable("x".into()), Subject::Listing),
+            round_trip(OrderError::Unavailable("x".into())),
             OrderError::Unavailable(_)
         ));
+    }
+
+    #[test]
+    fn the_client_never_reads_prose() {
+        for error in cases() {
+            let expected = format!("{error:?}");
+            let mut problem = ApiError::from(error).problem();
+            problem.title = "Lorem ipsum".into();
+            problem.detail = "Order 00000000-0000-0000-0000-000000000000 is paid.".into();
+            for e in &mut problem.errors {
+                // Field errors are data (field) and prose (message): the message may change.
+                if e.field.ends_with("product_id") {
+                    e.message = "nonsense".into();
+                }
+            }
+            let decoded = format!("{:?}", from_problem(wire(problem)));
+            assert_eq!(decoded, expected);
+        }
+    }
+
+    #[test]
+    fn an_unknown_code_is_unexpected() {
+        let mut problem = ApiError::from(OrderError::NotFound(OrderId::new())).problem();
+        problem.code = "something_new".into();
+        assert!(matches!(from_problem(problem), OrderError::Unexpected(_)));
     }
 }

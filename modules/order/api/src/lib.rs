@@ -4,19 +4,18 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod events;
+mod problem;
 
 use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kernel::{
-    auth::Principal,
-    error::{ApiError, ErrorKind, FieldError},
-    money::Money,
-};
+use kernel::{auth::Principal, error::FieldError, money::Money};
 use product_api::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+
+pub use problem::OrderProblem;
 
 kernel::typed_id!(
     /// Identifies an order.
@@ -304,29 +303,5 @@ pub enum OrderError {
 impl kernel::db::Retryable for OrderError {
     fn is_retryable(&self) -> bool {
         matches!(self, Self::Unexpected(e) if kernel::db::is_retryable(e))
-    }
-}
-
-impl From<OrderError> for ApiError {
-    fn from(err: OrderError) -> Self {
-        match err {
-            OrderError::Invalid(errors) => ApiError::validation(errors),
-            OrderError::UnknownProduct { index, product_id } => {
-                ApiError::validation(vec![FieldError::new(
-                    format!("items[{index}].product_id"),
-                    format!("product {product_id} does not exist"),
-                )])
-            }
-            OrderError::Unexpected(source) => ApiError::internal(source),
-            other => {
-                let kind = match &other {
-                    OrderError::NotFound(_) => ErrorKind::NotFound,
-                    OrderError::Forbidden(_) => ErrorKind::Forbidden,
-                    OrderError::Unavailable(_) => ErrorKind::ServiceUnavailable,
-                    _ => ErrorKind::Conflict,
-                };
-                ApiError::from_error(kind, &other)
-            }
-        }
     }
 }

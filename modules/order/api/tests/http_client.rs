@@ -85,13 +85,20 @@ async fn place(req: HttpRequest, body: web::Json<CreateOrder>) -> Result<HttpRes
 }
 
 async fn ship(id: web::Path<OrderId>) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorKind::Conflict,
-        format!(
-            "Order {} is pending_payment and cannot be shipped.",
-            id.into_inner()
-        ),
-    ))
+    // Through the conversion the order API uses, with the prose replaced: the client must
+    // decode the variant from the code and members alone.
+    let problem = ApiError::from(OrderError::IllegalTransition {
+        id: id.into_inner(),
+        status: OrderStatus::PendingPayment,
+        action: "shipped",
+    })
+    .problem();
+    let problem = kernel::error::Problem {
+        title: "Zzz".into(),
+        detail: "Nothing to read here.".into(),
+        ..problem
+    };
+    Ok(kernel::error::problem_response(&problem))
 }
 
 fn serve() -> u16 {

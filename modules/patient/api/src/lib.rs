@@ -14,7 +14,7 @@ mod model;
 use async_trait::async_trait;
 use kernel::{
     auth::{AllowedRoles, Principal, Role},
-    error::{ApiError, ErrorKind, FieldError},
+    error::{ApiError, ErrorKind, FieldError, ProblemCode, members},
     http::IfMatch,
 };
 
@@ -227,6 +227,32 @@ pub enum PatientError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Codes and figures of [`PatientError`] on the wire (see the `Problem` schema): ids only,
+/// never clinical data.
+impl ProblemCode for PatientError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "patient_not_found",
+            Self::DiagnosisNotFound(_) => "diagnosis_not_found",
+            Self::TreatmentNotFound(_) => "treatment_not_found",
+            Self::DuplicateIdentifier => "duplicate_identifier",
+            Self::PreconditionFailed => "precondition_failed",
+            Self::Forbidden(_) => "forbidden",
+            Self::Invalid(_) => "validation_failed",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+
+    fn members(&self) -> serde_json::Map<String, serde_json::Value> {
+        members(match self {
+            Self::NotFound(id) => serde_json::json!({ "patient_id": id }),
+            Self::DiagnosisNotFound(id) => serde_json::json!({ "diagnosis_id": id }),
+            Self::TreatmentNotFound(id) => serde_json::json!({ "treatment_id": id }),
+            _ => serde_json::Value::Null,
+        })
+    }
+}
+
 impl From<PatientError> for ApiError {
     fn from(err: PatientError) -> Self {
         match err {
@@ -242,6 +268,8 @@ impl From<PatientError> for ApiError {
                     _ => ErrorKind::Conflict,
                 };
                 ApiError::new(kind, format!("{}.", capitalize(&other.to_string())))
+                    .with_code(other.code())
+                    .with_members(other.members())
             }
         }
     }

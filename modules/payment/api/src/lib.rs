@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kernel::{
     auth::Principal,
-    error::{ApiError, ErrorKind, FieldError},
+    error::{ApiError, ErrorKind, FieldError, ProblemCode, members},
     http::{cursor, page_params},
     money::Money,
 };
@@ -242,6 +242,35 @@ pub enum PaymentError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Codes and figures of [`PaymentError`] on the wire (see the `Problem` schema).
+impl ProblemCode for PaymentError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "payment_not_found",
+            Self::OrderNotFound(_) => "order_not_found",
+            Self::NotPayable(..) => "not_payable",
+            Self::NotRefundable(..) => "not_refundable",
+            Self::Invalid(_) => "validation_failed",
+            Self::Unavailable(_) => "unavailable",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+
+    fn members(&self) -> serde_json::Map<String, serde_json::Value> {
+        members(match self {
+            Self::NotFound(id) | Self::NotRefundable(id, _) => {
+                serde_json::json!({ "payment_id": id })
+            }
+            Self::OrderNotFound(id) | Self::NotPayable(id, _) => {
+                serde_json::json!({ "order_id": id })
+            }
+            Self::Invalid(_) | Self::Unavailable(_) | Self::Unexpected(_) => {
+                serde_json::Value::Null
+            }
+        })
+    }
+}
+
 impl From<PaymentError> for ApiError {
     fn from(err: PaymentError) -> Self {
         match err {
@@ -255,7 +284,7 @@ impl From<PaymentError> for ApiError {
                     PaymentError::Unavailable(_) => ErrorKind::ServiceUnavailable,
                     _ => ErrorKind::Conflict,
                 };
-                ApiError::from_error(kind, &other)
+                ApiError::from_coded(kind, &other)
             }
         }
     }

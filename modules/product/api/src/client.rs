@@ -11,27 +11,25 @@
 //!   `commit:<id>` as keys;
 //! - `update` and `delete` are never retried.
 //!
-//! Error responses map back onto [`ProductError`]: 404 → `NotFound` / `ReservationNotFound`,
-//! 409 → the conflict its detail names (`InsufficientStock` with product id, requested and
-//! available, parsed from the detail the server renders from the same enum), 412 →
-//! `PreconditionFailed`, 422 → `Invalid` with the field errors, 502/503/504, timeouts,
-//! refused connections and an open breaker → `Unavailable`, anything else → `Unexpected`.
-
-use std::str::FromStr;
+//! Error responses map back onto [`ProductError`] from the problem's `code` and members only
+//! ([`ProductProblem::decode`]; `title` and `detail` are prose and never read): e.g.
+//! `insufficient_stock` with `product_id`, `requested` and `available`. A reservation whose id
+//! (its `Idempotency-Key`) was used for other lines (`idempotency_key_reused`) →
+//! `ReservationConflict`; 502/503/504, timeouts, refused connections and an open breaker →
+//! `Unavailable`; any other code → `Unexpected`.
 
 use async_trait::async_trait;
 use kernel::{
     auth::JwtKeys,
     client::{Auth, Method, Remote, RemoteConfig, RemoteError, Request},
     error::Problem,
-    http::IfMatch,
+    http::{IfMatch, idempotency::IDEMPOTENCY_KEY_REUSED},
 };
 use serde_json::{Map, Value, json};
 
 use crate::{
-    NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
-    ProductService, Reservation, ReservationId, ReservationInput, ReservationLines,
-    ReservationStatus,
+    NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductProblem,
+    ProductQuery, ProductService, Reservation, ReservationId, ReservationInput, ReservationLines,
 };
 
 const PRODUCTS: &str = "/api/v1/products";
@@ -98,135 +96,23 @@ fn product_body(p: &NewProduct) -> Value {
     })
 }
 
-/// What a 404 was about, when the request itself does not say.
-#[derive(Debug, Clone, Copy)]
-enum Subject {
-    Product(ProductId),
-    Reservation(ReservationId),
-    /// A reservation request: the detail names the unknown product.
-    Reserving(ReservationId),
-}
-
-/// The first UUID in `text` after `prefix` (case-insensitive on the prefix).
-fn uuid_after(text: &str, prefix: &str) -> Option<uuid::Uuid> {
-    let lower = text.to_ascii_lowercase();
-    let start = lower.find(&prefix.to_ascii_lowercase())? + prefix.len();
-    text.get(start..start + 36)
-        .and_then(|s| uuid::Uuid::parse_str(s).ok())
-}
-
-/// The integer in `text` right after `prefix`.
-fn int_after<T: FromStr>(text: &str, prefix: &str) -> Option<T> {
-    let start = text.find(prefix)? + prefix.len();
-    let digits: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '-')
-        .collect();
-    digits.parse().ok()
-}
-
-/// `InsufficientStock` from the detail `Insufficient stock for product <id>: requested <n>,
-/// available <m>.` (the server renders it from [`ProductError`]'s message).
-fn insufficient_stock(detail: &str) -> Option<ProductError> {
-    Some(ProductError::InsufficientStock {
-        product_id: ProductId(uuid_after(detail, "insufficient stock for product ")?),
-        requested: int_after(detail, "requested ")?,
-        available: int_after(detail, "available ")?,
+/// The typed error a problem carries, read from its `code` and members only (never from
+/// `title` or `detail`, which are prose for people).
+fn from_problem(problem: Problem) -> ProductError {
+    ProductProblem::decode(&problem).unwrap_or_else(|| {
+        ProductError::Unexpected(anyhow::anyhow!(
+            "product answered {} ({}): {}",
+            problem.status,
+            problem.code,
+            problem.detail
+        ))
     })
 }
 
-fn from_problem(problem: Problem, subject: Subject) -> ProductError {
-    let detail = problem.detail.as_str();
-    let lower = detail.to_ascii_lowercase();
-    let unexpected = |p: &Problem| {
-        ProductError::Unexpected(anyhow::anyhow!(
-            "product answered {}: {}",
-            p.status,
-            p.detail
-        ))
-    };
-    match problem.status {
-        404 => match subject {
-            Subject::Product(id) => ProductError::NotFound(id),
-            Subject::Reservation(id) => ProductError::ReservationNotFound(id),
-            Subject::Reserving(id) => match uuid_after(detail, "product ") {
-                Some(product) => ProductError::NotFound(ProductId(product)),
-                None => ProductError::ReservationNotFound(id),
-            },
-        },
-        409 => {
-            if lower.starts_with("insufficient stock") {
-                insufficient_stock(detail).unwrap_or_else(|| unexpected(&problem))
-            } else if lower.starts_with("a product with sku") {
-                let sku = detail
-                    .split('"')
-                    .nth(1)
-                    .map(str::to_owned)
-                    .unwrap_or_default();
-                ProductError::DuplicateSku(sku)
-            } else if lower.starts_with("stock cannot be set to") {
-                match (int_after(detail, "set to "), int_after(detail, ": ")) {
-                    (Some(requested), Some(reserved)) => ProductError::StockBelowReserved {
-                        requested,
-                        reserved,
-                    },
-                    _ => unexpected(&problem),
-                }
-            } else if lower.contains("has reserved stock") {
-                match (uuid_after(detail, "product "), subject) {
-                    (Some(id), _) => ProductError::HasReservations(ProductId(id)),
-                    (None, Subject::Product(id)) => ProductError::HasReservations(id),
-                    _ => unexpected(&problem),
-                }
-            } else if lower.contains("already exists with different lines") {
-                match subject {
-                    Subject::Reserving(id) | Subject::Reservation(id) => {
-                        ProductError::ReservationConflict(id)
-                    }
-                    Subject::Product(_) => unexpected(&problem),
-                }
-            } else if let (Subject::Reservation(id), Some(status)) = (
-                subject,
-                [ReservationStatus::Released, ReservationStatus::Committed]
-                    .into_iter()
-                    .find(|s| lower.contains(&format!(" is {s} and cannot be"))),
-            ) {
-                let action = if lower.ends_with("cannot be released.") {
-                    "released"
-                } else {
-                    "committed"
-                };
-                ProductError::ReservationClosed { id, status, action }
-            } else {
-                unexpected(&problem)
-            }
-        }
-        412 => ProductError::PreconditionFailed,
-        // The reservation id is the Idempotency-Key: reusing it for other lines is refused by
-        // the idempotency layer before the service sees it.
-        422 if matches!(subject, Subject::Reserving(_))
-            && problem
-                .errors
-                .iter()
-                .any(|e| e.field.eq_ignore_ascii_case("idempotency-key")) =>
-        {
-            match subject {
-                Subject::Reserving(id) => ProductError::ReservationConflict(id),
-                _ => ProductError::Invalid(problem.errors),
-            }
-        }
-        422 => ProductError::Invalid(problem.errors),
-        502..=504 => {
-            ProductError::Unavailable(format!("product answered {}: {detail}", problem.status))
-        }
-        _ => unexpected(&problem),
-    }
-}
-
-fn from_remote(error: RemoteError, subject: Subject) -> ProductError {
+fn from_remote(error: RemoteError) -> ProductError {
     match error {
         RemoteError::Unavailable { .. } => ProductError::Unavailable(error.to_string()),
-        RemoteError::Problem { problem, .. } => from_problem(*problem, subject),
+        RemoteError::Problem { problem, .. } => from_problem(*problem),
         RemoteError::Unexpected(e) => ProductError::Unexpected(e),
     }
 }
@@ -235,30 +121,26 @@ fn from_remote(error: RemoteError, subject: Subject) -> ProductError {
 impl ProductService for HttpProductService {
     async fn create(&self, input: NewProduct) -> Result<Product, ProductError> {
         let r = &self.remote;
-        // No product id yet: a 404 cannot happen here.
-        let subject = Subject::Product(ProductId(uuid::Uuid::nil()));
         let request = self
             .req(Method::Post, PRODUCTS)
             .idempotency_key(uuid::Uuid::new_v4().to_string())
             .json(&product_body(&input))
-            .map_err(|e| from_remote(e, subject))?;
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+            .map_err(from_remote)?;
+        let response = r.send(request).await.map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 
     async fn get(&self, id: ProductId) -> Result<Product, ProductError> {
         let r = &self.remote;
-        let subject = Subject::Product(id);
         let response = r
             .send(self.req(Method::Get, format!("{PRODUCTS}/{id}")))
             .await
-            .map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+            .map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 
     async fn list(&self, query: ProductQuery) -> Result<ProductPage, ProductError> {
         let r = &self.remote;
-        let subject = Subject::Product(ProductId(uuid::Uuid::nil()));
         let sort = format!(
             "{}{}",
             if query.sort.descending { "-" } else { "" },
@@ -287,8 +169,8 @@ impl ProductService for HttpProductService {
         if let Some(after) = &query.after {
             request = request.query("cursor", after.encode());
         }
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+        let response = r.send(request).await.map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 
     async fn update(
@@ -298,7 +180,6 @@ impl ProductService for HttpProductService {
         changes: ProductChanges,
     ) -> Result<Product, ProductError> {
         let r = &self.remote;
-        let subject = Subject::Product(id);
         let path = format!("{PRODUCTS}/{id}");
         // Every field given: a PUT; otherwise a merge patch of the given ones.
         let request = match changes {
@@ -335,13 +216,13 @@ impl ProductService for HttpProductService {
                 self.req(Method::Patch, path).json(&Value::Object(patch))
             }
         }
-        .map_err(|e| from_remote(e, subject))?;
+        .map_err(from_remote)?;
         let request = match if_match_header(&if_match) {
             Some(value) => request.header("if-match", value),
             None => request,
         };
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+        let response = r.send(request).await.map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 
     async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError> {
@@ -350,10 +231,7 @@ impl ProductService for HttpProductService {
         if let Some(value) = if_match_header(&if_match) {
             request = request.header("if-match", value);
         }
-        r.send(request)
-            .await
-            .map(drop)
-            .map_err(|e| from_remote(e, Subject::Product(id)))
+        r.send(request).await.map(drop).map_err(from_remote)
     }
 
     async fn reserve(
@@ -362,7 +240,6 @@ impl ProductService for HttpProductService {
         lines: ReservationLines,
     ) -> Result<Reservation, ProductError> {
         let r = &self.remote;
-        let subject = Subject::Reserving(id);
         let body = ReservationInput {
             id,
             lines: lines.lines().to_vec(),
@@ -371,9 +248,15 @@ impl ProductService for HttpProductService {
             .req(Method::Post, RESERVATIONS)
             .idempotency_key(id.to_string())
             .json(&body)
-            .map_err(|e| from_remote(e, subject))?;
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+            .map_err(from_remote)?;
+        // The reservation id is the Idempotency-Key: reusing it for other lines is refused by
+        // the idempotency layer before the service sees it.
+        let reused = |e: RemoteError| match e.problem() {
+            Some(p) if p.code == IDEMPOTENCY_KEY_REUSED => ProductError::ReservationConflict(id),
+            _ => from_remote(e),
+        };
+        let response = r.send(request).await.map_err(reused)?;
+        response.json().map_err(from_remote)
     }
 
     async fn release(&self, id: ReservationId) -> Result<Reservation, ProductError> {
@@ -388,12 +271,11 @@ impl ProductService for HttpProductService {
 impl HttpProductService {
     async fn close(&self, id: ReservationId, action: &str) -> Result<Reservation, ProductError> {
         let r = &self.remote;
-        let subject = Subject::Reservation(id);
         let request = self
             .req(Method::Post, format!("{RESERVATIONS}/{id}/{action}"))
             .idempotency_key(format!("{action}:{id}"));
-        let response = r.send(request).await.map_err(|e| from_remote(e, subject))?;
-        response.json().map_err(|e| from_remote(e, subject))
+        let response = r.send(request).await.map_err(from_remote)?;
+        response.json().map_err(from_remote)
     }
 }
 
@@ -402,72 +284,100 @@ mod tests {
     use kernel::error::{ApiError, FieldError};
 
     use super::*;
+    use crate::ReservationStatus;
 
-    /// What the server would send for `error`, mapped back.
-    fn round_trip(error: ProductError, subject: Subject) -> ProductError {
-        from_problem(ApiError::from(error).problem(), subject)
+    /// What the server would send for `error`, as bytes on the wire, mapped back.
+    fn round_trip(error: ProductError) -> ProductError {
+        from_problem(wire(ApiError::from(error).problem()))
+    }
+
+    /// `problem` serialized as the server sends it and parsed as the client reads it.
+    fn wire(problem: Problem) -> Problem {
+        let body = serde_json::to_vec(&problem).unwrap();
+        kernel::client::parse_problem(problem.status, &body)
+    }
+
+    fn cases() -> Vec<ProductError> {
+        let p = ProductId::new();
+        let r = ReservationId::new();
+        vec![
+            ProductError::NotFound(p),
+            ProductError::ReservationNotFound(r),
+            ProductError::DuplicateSku("TEA-1".into()),
+            ProductError::PreconditionFailed,
+            ProductError::StockBelowReserved {
+                requested: 2,
+                reserved: 5,
+            },
+            ProductError::HasReservations(p),
+            ProductError::InsufficientStock {
+                product_id: p,
+                requested: 7,
+                available: 3,
+            },
+            ProductError::ReservationConflict(r),
+            ProductError::ReservationClosed {
+                id: r,
+                status: ReservationStatus::Released,
+                action: "committed",
+            },
+            ProductError::ReservationClosed {
+                id: r,
+                status: ReservationStatus::Committed,
+                action: "released",
+            },
+            ProductError::Invalid(vec![FieldError::new("lines", "must not be empty")]),
+        ]
     }
 
     #[test]
     fn every_client_visible_error_survives_the_wire() {
-        let p = ProductId::new();
-        let r = ReservationId::new();
-        let cases = [
-            (ProductError::NotFound(p), Subject::Product(p)),
-            (ProductError::NotFound(p), Subject::Reserving(r)),
-            (
-                ProductError::ReservationNotFound(r),
-                Subject::Reservation(r),
-            ),
-            (
-                ProductError::DuplicateSku("TEA-1".into()),
-                Subject::Product(p),
-            ),
-            (ProductError::PreconditionFailed, Subject::Product(p)),
-            (
-                ProductError::StockBelowReserved {
-                    requested: 2,
-                    reserved: 5,
-                },
-                Subject::Product(p),
-            ),
-            (ProductError::HasReservations(p), Subject::Product(p)),
-            (
-                ProductError::InsufficientStock {
-                    product_id: p,
-                    requested: 7,
-                    available: 3,
-                },
-                Subject::Reserving(r),
-            ),
-            (ProductError::ReservationConflict(r), Subject::Reserving(r)),
-            (
-                ProductError::ReservationClosed {
-                    id: r,
-                    status: ReservationStatus::Released,
-                    action: "committed",
-                },
-                Subject::Reservation(r),
-            ),
-            (
-                ProductError::Invalid(vec![FieldError::new("lines", "must not be empty")]),
-                Subject::Reserving(r),
-            ),
-        ];
-        for (error, subject) in cases {
+        for error in cases() {
             let expected = format!("{error:?}");
-            assert_eq!(format!("{:?}", round_trip(error, subject)), expected);
+            assert_eq!(format!("{:?}", round_trip(error)), expected);
         }
+    }
+
+    #[test]
+    fn the_client_never_reads_prose() {
+        for error in cases() {
+            let expected = format!("{error:?}");
+            let mut problem = ApiError::from(error).problem();
+            problem.title = "Lorem ipsum".into();
+            problem.detail = "Dolor sit amet 00000000-0000-0000-0000-000000000000: 1, 2.".into();
+            assert_eq!(format!("{:?}", from_problem(wire(problem))), expected);
+        }
+    }
+
+    #[test]
+    fn every_variant_carries_its_code_and_figures() {
+        let p = ProductId::new();
+        let problem = ApiError::from(ProductError::InsufficientStock {
+            product_id: p,
+            requested: 7,
+            available: 3,
+        })
+        .problem();
+        let json = serde_json::to_value(&problem).unwrap();
+        assert_eq!(json["code"], "insufficient_stock");
+        assert_eq!(json["product_id"], p.to_string());
+        assert_eq!(json["requested"], 7);
+        assert_eq!(json["available"], 3);
+        assert_eq!(json["status"], 409);
     }
 
     #[test]
     fn unavailability_maps_to_unavailable_and_to_503() {
         let e = ProductError::Unavailable("down".into());
         assert_eq!(ApiError::from(e).problem().status, 503);
-        let mapped = from_problem(
-            ApiError::from(ProductError::Unavailable("x".into())).problem(),
-            Subject::Product(ProductId::new()),
-        );
+        let mapped = from_problem(ApiError::from(ProductError::Unavailable("x".into())).problem());
         assert!(matches!(mapped, ProductError::Unavailable(_)));
+    }
+
+    #[test]
+    fn an_unknown_code_is_unexpected() {
+        let mut problem = ApiError::from(ProductError::PreconditionFailed).problem();
+        problem.code = "something_new".into();
+        assert!(matches!(from_problem(problem), ProductError::Unexpected(_)));
     }
 }

@@ -6,14 +6,13 @@
 pub mod client;
 pub mod events;
 mod model;
+mod problem;
 
 use async_trait::async_trait;
-use kernel::{
-    error::{ApiError, ErrorKind, FieldError},
-    http::IfMatch,
-};
+use kernel::{error::FieldError, http::IfMatch};
 
 pub use model::*;
+pub use problem::ProductProblem;
 
 kernel::typed_id!(
     /// Identifies a product.
@@ -142,28 +141,5 @@ pub enum ProductError {
 impl kernel::db::Retryable for ProductError {
     fn is_retryable(&self) -> bool {
         matches!(self, Self::Unexpected(e) if kernel::db::is_retryable(e))
-    }
-}
-
-impl From<ProductError> for ApiError {
-    fn from(err: ProductError) -> Self {
-        let kind = match &err {
-            ProductError::NotFound(_) | ProductError::ReservationNotFound(_) => ErrorKind::NotFound,
-            ProductError::PreconditionFailed => ErrorKind::PreconditionFailed,
-            ProductError::DuplicateSku(_)
-            | ProductError::StockBelowReserved { .. }
-            | ProductError::HasReservations(_)
-            | ProductError::InsufficientStock { .. }
-            | ProductError::ReservationConflict(_)
-            | ProductError::ReservationClosed { .. } => ErrorKind::Conflict,
-            ProductError::Invalid(_) => ErrorKind::Validation,
-            ProductError::Unavailable(_) => ErrorKind::ServiceUnavailable,
-            ProductError::Unexpected(_) => ErrorKind::Internal,
-        };
-        match err {
-            ProductError::Invalid(errors) => ApiError::validation(errors),
-            ProductError::Unexpected(source) => ApiError::internal(source),
-            other => ApiError::from_error(kind, &other),
-        }
     }
 }
