@@ -108,3 +108,15 @@ pub trait ProblemCode {
         Map::new()
     }
 }
+
+/// The members of a `#[serde(tag = "code")]` problem enum's variant: its fields, without the
+/// tag (the problem carries the code on its own). For [`ProblemCode::members`].
+pub fn tagged_members<T: serde::Serialize>(problem: &T) -> Map<String, Value> {
+    match serde_json::to_value(problem) {
+        Ok(Value::Object(mut members)) => {
+            members.remove("code");
+            members
+        }
+        _ => Map::new(),
+    }
+}

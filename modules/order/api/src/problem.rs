@@ -135,13 +135,7 @@ impl ProblemCode for OrderError {
     }
 
     fn members(&self) -> Map<String, Value> {
-        match serde_json::to_value(OrderProblem::of(self)) {
-            Ok(Value::Object(mut members)) => {
-                members.remove("code");
-                members
-            }
-            _ => Map::new(),
-        }
+        kernel::error::tagged_members(&OrderProblem::of(self))
     }
 }
 

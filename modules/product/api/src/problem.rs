@@ -168,13 +168,7 @@ impl ProblemCode for ProductError {
     }
 
     fn members(&self) -> Map<String, Value> {
-        match serde_json::to_value(ProductProblem::of(self)) {
-            Ok(Value::Object(mut members)) => {
-                members.remove("code");
-                members
-            }
-            _ => Map::new(),
-        }
+        kernel::error::tagged_members(&ProductProblem::of(self))
     }
 }
 
