@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 mod problem;
 
-pub use problem::{FieldError, Problem, ProblemCode, members, tagged_members};
+pub use problem::{FieldError, Problem, ProblemCode, from_tagged, members, tagged_members};
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 

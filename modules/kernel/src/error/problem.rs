@@ -109,6 +109,15 @@ pub trait ProblemCode {
     }
 }
 
+/// The inverse of [`tagged_members`]: a problem's code and members read back as a
+/// `#[serde(tag = "code")]` problem enum; `None` for a code it has no variant for (or figures
+/// that do not fit).
+pub fn from_tagged<T: serde::de::DeserializeOwned>(problem: &Problem) -> Option<T> {
+    let mut tagged = problem.members.clone();
+    tagged.insert("code".into(), Value::String(problem.code.clone()));
+    serde_json::from_value(Value::Object(tagged)).ok()
+}
+
 /// The members of a `#[serde(tag = "code")]` problem enum's variant: its fields, without the
 /// tag (the problem carries the code on its own). For [`ProblemCode::members`].
 pub fn tagged_members<T: serde::Serialize>(problem: &T) -> Map<String, Value> {

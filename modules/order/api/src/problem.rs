@@ -80,9 +80,7 @@ impl OrderProblem {
     /// (or figures that do not parse). `problem` supplies the field errors and, for
     /// unavailability, a message for logs.
     pub fn decode(problem: &Problem) -> Option<OrderError> {
-        let mut tagged = problem.members.clone();
-        tagged.insert("code".into(), Value::String(problem.code.clone()));
-        let decoded: Self = serde_json::from_value(Value::Object(tagged)).ok()?;
+        let decoded: Self = kernel::error::from_tagged(problem)?;
         Some(match decoded {
             Self::OrderNotFound { order_id } => OrderError::NotFound(order_id),
             Self::Forbidden { reason } => OrderError::Forbidden(reason),

@@ -96,9 +96,7 @@ impl ProductProblem {
     /// with (or figures that do not parse). `problem` supplies the field errors and, for
     /// unavailability, a message for logs.
     pub fn decode(problem: &Problem) -> Option<ProductError> {
-        let mut tagged = problem.members.clone();
-        tagged.insert("code".into(), Value::String(problem.code.clone()));
-        let decoded: Self = serde_json::from_value(Value::Object(tagged)).ok()?;
+        let decoded: Self = kernel::error::from_tagged(problem)?;
         Some(match decoded {
             Self::ProductNotFound { product_id } => ProductError::NotFound(product_id),
             Self::DuplicateSku { sku } => ProductError::DuplicateSku(sku),
