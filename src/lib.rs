@@ -476,7 +476,7 @@ impl Application {
         // Serialized once and shared by every worker (each would otherwise keep its own copy
         // of the document and serialize it on every request).
         let spec = web::Bytes::from(openapi_json()?);
-        let keys = web::Data::new(JwtKeys::new(&settings.auth));
+        let keys = JwtKeys::new(&settings.auth).authenticator();
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
         let state = web::Data::new(AppState {
             db,

@@ -37,7 +37,7 @@ macro_rules! app {
     ($f:expr) => {{
         let (app, _) = App::new()
             .into_utoipa_app()
-            .app_data(web::Data::new(keys()))
+            .app_data(keys().authenticator())
             .app_data(web::Data::from($f.contracts.clone()))
             .service(scope::scope("/api/v1").configure(contract::configure))
             .split_for_parts();

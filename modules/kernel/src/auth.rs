@@ -1,62 +1,22 @@
 //! JWT bearer authentication (HS256 with the configured secret) and roles.
 //!
 //! Handlers take a [`Principal`]; it answers 401 when the token is missing, malformed,
-//! tampered with or expired, and [`Principal::require`] answers 403 for a wrong role.
+//! tampered with or expired, and [`Principal::require`] answers 403 for a wrong role. The
+//! caller types are [`kernel_api::auth`]'s; the tokens are [`JwtKeys`], which the
+//! application registers as the [`Authenticator`] ([`JwtKeys::authenticator`]).
 
-use std::{fmt, future::Future, pin::Pin, str::FromStr};
+use std::fmt;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+pub use kernel_api::auth::{AdminOnly, AllowedRoles, Authenticator, Principal, Role, bearer_token};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::{
     config::AuthSettings,
     error::{ApiError, ErrorKind},
 };
-
-/// Who a caller is allowed to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Clinician,
-    Customer,
-    Service,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Clinician, Role::Customer, Role::Service];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Clinician => "clinician",
-            Role::Customer => "customer",
-            Role::Service => "service",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown role {s:?}: expected admin, clinician, customer or service")
-            })
-    }
-}
 
 /// The claims Tessera signs and reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,14 +26,6 @@ pub struct Claims {
     pub iss: String,
     pub iat: u64,
     pub exp: u64,
-}
-
-/// The token of an `Authorization: Bearer <jwt>` header value (scheme case-insensitive),
-/// or `None` for any other scheme, an empty token or a value that is not text.
-pub fn bearer_token(value: &header::HeaderValue) -> Option<&str> {
-    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Signing and verification keys for the configured secret.
@@ -128,6 +80,12 @@ impl JwtKeys {
             .context("cannot sign the token")
     }
 
+    /// These keys as the app data the [`Principal`] extractor verifies tokens with:
+    /// `App::new().app_data(keys.authenticator())`.
+    pub fn authenticator(self) -> web::Data<dyn Authenticator> {
+        web::Data::from(std::sync::Arc::new(self) as std::sync::Arc<dyn Authenticator>)
+    }
+
     /// # Errors
     /// 401 problems: expired, bad signature, wrong issuer or malformed.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
@@ -153,83 +111,14 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
-/// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub sub: String,
-    pub role: Role,
-}
-
-impl Principal {
-    /// # Errors
-    /// 403 when the caller's role is not among `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::new(
-                ErrorKind::Forbidden,
-                format!(
-                    "This operation needs role {}; the token has role {}.",
-                    allowed.join(" or "),
-                    self.role
-                ),
-            ))
-        }
-    }
-
-    /// The caller of `req`, from its bearer token (see [`bearer_token`]).
-    ///
-    /// # Errors
-    /// 401 problems as for the extractor.
-    pub fn from_http(req: &HttpRequest) -> Result<Self, ApiError> {
-        let keys = req.app_data::<web::Data<JwtKeys>>().ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("JwtKeys are not registered as app data"))
-        })?;
-        let value = req.headers().get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::Unauthorized,
-                "This operation needs a bearer token (Authorization: Bearer <jwt>).",
-            )
-        })?;
-        let token = bearer_token(value).ok_or_else(|| {
-            ApiError::new(
-                ErrorKind::Unauthorized,
-                "The Authorization header must be `Bearer <jwt>`.",
-            )
-        })?;
-        let claims = keys.verify(token)?;
-        Ok(Self {
+impl Authenticator for JwtKeys {
+    fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        let claims = self.verify(token)?;
+        Ok(Principal {
             sub: claims.sub,
             role: claims.role,
         })
     }
-}
-
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = Principal::from_http(req);
-        Box::pin(async move { result })
-    }
-}
-
-/// A set of roles an operation admits, as a type, so the check happens while extracting —
-/// before the body is read, so a caller without the role gets 403, never a 422 about a body
-/// they may not send.
-pub trait AllowedRoles {
-    const ROLES: &'static [Role];
-}
-
-/// Only `admin`.
-#[derive(Debug)]
-pub struct AdminOnly;
-
-impl AllowedRoles for AdminOnly {
-    const ROLES: &'static [Role] = &[Role::Admin];
 }
 
 /// An authenticated caller whose role is in `R` (401 without a valid token, 403 otherwise).
@@ -300,8 +189,22 @@ mod tests {
     }
 
     #[test]
-    fn roles_parse_from_their_names_only() {
-        assert_eq!("service".parse::<Role>().unwrap(), Role::Service);
-        assert!("root".parse::<Role>().is_err());
+    fn the_extractor_verifies_the_bearer_token_with_the_registered_keys() {
+        use actix_web::{http::header, test::TestRequest};
+        let k = keys("s3cret");
+        let token = k.issue("alice", Role::Clinician, None).unwrap();
+        let request = |value: Option<String>| {
+            let mut req = TestRequest::default().app_data(keys("s3cret").authenticator());
+            if let Some(value) = value {
+                req = req.insert_header((header::AUTHORIZATION, value));
+            }
+            req.to_http_request()
+        };
+        let alice = Principal::from_http(&request(Some(format!("bearer {token}")))).unwrap();
+        assert_eq!((alice.sub.as_str(), alice.role), ("alice", Role::Clinician));
+        for missing_or_bad in [None, Some("Basic abc".into()), Some("Bearer x.y.z".into())] {
+            let err = Principal::from_http(&request(missing_or_bad)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthorized);
+        }
     }
 }

@@ -1072,7 +1072,7 @@ mod tests {
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(data.clone())
-                    .app_data(web::Data::new(keys()))
+                    .app_data(keys().authenticator())
                     .route("/echo", web::get().to(handler))
                     .route("/echo", web::post().to(handler))
             })

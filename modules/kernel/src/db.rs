@@ -334,7 +334,7 @@ impl Db {
     /// # Errors
     /// When no connection frees up within the pool's timeout.
     pub fn get(&self) -> anyhow::Result<PooledConnection> {
-        self.pool.get().context("no database connection available")
+        self.pool.get().map_err(crate::error::no_connection)
     }
 
     /// Runs blocking database work on tokio's blocking pool, inside the caller's span.
@@ -354,7 +354,7 @@ impl Db {
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _writer = WriterScope::enter(writer);
-            let mut conn = pool.get().context("no database connection available")?;
+            let mut conn = pool.get().map_err(crate::error::no_connection)?;
             work(&mut conn)
         })
         .instrument(tracing::Span::current())

@@ -1,356 +1,28 @@
-//! The one HTTP error type. Every module converts its own error enum into [`ApiError`], and
-//! [`ApiError`] is the only thing that turns into a response: RFC 9457
-//! `application/problem+json`. Unexpected errors keep their cause chain for the log and reach
-//! the client as an opaque 500 (the request-context middleware adds the request id).
+//! The one HTTP error type, [`ApiError`], and the problem document it becomes (RFC 9457
+//! `application/problem+json`): defined in [`kernel_api::error`], where every module's
+//! contract reaches them, and re-exported here with the kernel's part, which knows the
+//! database pool.
 
-use std::fmt;
-
-use actix_web::{
-    HttpResponse, ResponseError,
-    http::{StatusCode, header},
+pub use kernel_api::error::{
+    ApiError, ErrorKind, FieldError, PROBLEM_CONTENT_TYPE, Problem, ProblemCode, Retryable,
+    Shortage, from_tagged, members, problem_response, tagged_members,
 };
-use serde_json::{Map, Value};
 
-mod problem;
-
-pub use problem::{FieldError, Problem, ProblemCode, from_tagged, members, tagged_members};
-
-pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
-
-/// The kinds of failure the API reports, each with one status and problem type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    Conflict,
-    PreconditionFailed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    Validation,
-    TooManyRequests,
-    Internal,
-    ServiceUnavailable,
-}
-
-impl ErrorKind {
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::BadRequest => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The code of a problem of this kind that names nothing more specific.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict => "conflict",
-            Self::PreconditionFailed => "precondition_failed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Validation => "validation_failed",
-            Self::TooManyRequests => "rate_limited",
-            Self::Internal => "internal",
-            Self::ServiceUnavailable => "unavailable",
-        }
-    }
-
-    fn slug(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad-request",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not-found",
-            Self::MethodNotAllowed => "method-not-allowed",
-            Self::Conflict => "conflict",
-            Self::PreconditionFailed => "precondition-failed",
-            Self::PayloadTooLarge => "payload-too-large",
-            Self::UnsupportedMediaType => "unsupported-media-type",
-            Self::Validation => "validation",
-            Self::TooManyRequests => "too-many-requests",
-            Self::Internal => "internal",
-            Self::ServiceUnavailable => "service-unavailable",
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Self::BadRequest => "Malformed request",
-            Self::Unauthorized => "Authentication required",
-            Self::Forbidden => "Not allowed",
-            Self::NotFound => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
-            Self::Conflict => "Conflict",
-            Self::PreconditionFailed => "Precondition failed",
-            Self::PayloadTooLarge => "Payload too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::Validation => "Validation failed",
-            Self::TooManyRequests => "Too many requests",
-            Self::Internal => "Internal server error",
-            Self::ServiceUnavailable => "Service unavailable",
-        }
-    }
-}
-
-struct Coded {
-    code: &'static str,
-    members: Map<String, Value>,
-}
-
-/// An error on its way to becoming a problem response.
-pub struct ApiError {
-    kind: ErrorKind,
-    /// A code more specific than the kind's, and its figures; boxed to keep `Result<_,
-    /// ApiError>` small.
-    coded: Option<Box<Coded>>,
-    detail: String,
-    errors: Vec<FieldError>,
-    source: Option<anyhow::Error>,
-    request_id: Option<String>,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self {
-            kind,
-            coded: None,
-            detail: detail.into(),
-            errors: Vec::new(),
-            source: None,
-            request_id: None,
-            retry_after: None,
-        }
-    }
-
-    /// A problem whose detail is a module error's message as a sentence ("order 1 not found"
-    /// → "Order 1 not found."): module errors read as clauses, problem details as sentences.
-    pub fn from_error(kind: ErrorKind, error: &impl fmt::Display) -> Self {
-        let message = error.to_string();
-        let mut chars = message.chars();
-        let detail = chars
-            .next()
-            .map(|c| c.to_uppercase().chain(chars).collect::<String>())
-            .unwrap_or_default();
-        Self::new(kind, format!("{detail}."))
-    }
-
-    /// A problem carrying a module error's code and figures, with its message as detail.
-    pub fn from_coded(kind: ErrorKind, error: &(impl fmt::Display + ProblemCode)) -> Self {
-        Self::from_error(kind, error)
-            .with_code(error.code())
-            .with_members(error.members())
-    }
-
-    /// Replaces the code the kind gave.
-    pub fn with_code(mut self, code: &'static str) -> Self {
-        match &mut self.coded {
-            Some(coded) => coded.code = code,
-            None => {
-                self.coded = Some(Box::new(Coded {
-                    code,
-                    members: Map::new(),
-                }));
-            }
-        }
-        self
-    }
-
-    /// Adds members to the problem document (the figures its code names).
-    pub fn with_members(mut self, members: Map<String, Value>) -> Self {
-        match &mut self.coded {
-            Some(coded) => coded.members.extend(members),
-            None => {
-                self.coded = Some(Box::new(Coded {
-                    code: self.kind.code(),
-                    members,
-                }));
-            }
-        }
-        self
-    }
-
-    /// 422 listing every offending field.
-    pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.as_slice() {
-            [one] => format!("{}: {}", one.field, one.message),
-            many => format!("{} fields are invalid", many.len()),
-        };
-        Self {
-            errors,
-            ..Self::new(ErrorKind::Validation, detail)
-        }
-    }
-
-    /// 500 whose cause is logged, never shown; or 503 with `Retry-After` when the cause is
-    /// a shortage that passes: no database connection free or openable in time (the pool's
-    /// timeout), or no file descriptor left (EMFILE/ENFILE).
-    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
-        let source = source.into();
-        if is_shortage(&source) {
-            return Self {
-                source: Some(source),
-                retry_after: Some(1),
-                ..Self::new(
-                    ErrorKind::ServiceUnavailable,
-                    "The server is short of database connections or open files; retry shortly.",
-                )
-            };
-        }
-        Self {
-            source: Some(source),
-            ..Self::new(ErrorKind::Internal, "An unexpected error occurred.")
-        }
-    }
-
-    /// Seconds the client should wait before retrying (`Retry-After`), if it should.
-    pub fn retry_after(&self) -> Option<u64> {
-        self.retry_after
-    }
-
-    /// Puts the request id into the problem and the `x-request-id` header; for errors
-    /// rendered outside the request-context middleware's reach (a panic).
-    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
-        self.request_id = Some(request_id.into());
-        self
-    }
-
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
-    pub fn detail(&self) -> &str {
-        &self.detail
-    }
-
-    pub fn errors(&self) -> &[FieldError] {
-        &self.errors
-    }
-
-    pub fn code(&self) -> &'static str {
-        self.coded.as_ref().map_or(self.kind.code(), |c| c.code)
-    }
-
-    pub fn problem(&self) -> Problem {
-        Problem {
-            kind: format!("urn:tessera:problem:{}", self.kind.slug()),
-            title: self.kind.title().to_owned(),
-            status: self.kind.status().as_u16(),
-            detail: self.detail.clone(),
-            code: self.code().to_owned(),
-            errors: self.errors.clone(),
-            request_id: self.request_id.clone(),
-            members: self
-                .coded
-                .as_ref()
-                .map(|c| c.members.clone())
-                .unwrap_or_default(),
-        }
-    }
-}
-
-/// Linux's EMFILE (this process is out of file descriptors) and ENFILE (the system is).
-const OUT_OF_FILES: [i32; 2] = [24, 23];
-
-fn is_shortage(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause.downcast_ref::<r2d2::Error>().is_some()
-            || cause
-                .downcast_ref::<std::io::Error>()
-                .and_then(std::io::Error::raw_os_error)
-                .is_some_and(|code| OUT_OF_FILES.contains(&code))
-    })
-}
-
-impl fmt::Debug for ApiError {
-    // The whole cause chain, for logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}: {}", self.kind, self.detail)?;
-        if let Some(source) = &self.source {
-            write!(f, ": {source:?}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.detail)
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(source: anyhow::Error) -> Self {
-        Self::internal(source)
-    }
-}
-
-/// Builds a problem response from its parts.
-pub fn problem_response(problem: &Problem) -> HttpResponse {
-    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut builder = HttpResponse::build(status);
-    builder.insert_header((header::CONTENT_TYPE, PROBLEM_CONTENT_TYPE));
-    if status == StatusCode::UNAUTHORIZED {
-        builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-    }
-    builder.body(serde_json::to_string(problem).unwrap_or_default())
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.kind.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        if let (Some(source), ErrorKind::ServiceUnavailable) = (&self.source, self.kind) {
-            // Not a 500, so the request-context middleware does not log it: say why here.
-            tracing::warn!(error = ?source, "answering 503: {}", self.detail);
-        }
-        let mut response = problem_response(&self.problem());
-        if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                header::HeaderValue::from(seconds.max(1)),
-            );
-        }
-        if let Some(value) = self
-            .request_id
-            .as_deref()
-            .and_then(|id| header::HeaderValue::from_str(id).ok())
-        {
-            response
-                .headers_mut()
-                .insert(header::HeaderName::from_static("x-request-id"), value);
-        }
-        response
-    }
+/// A pool that gave no connection in time, marked as the [`Shortage`] it is: the client gets
+/// 503 with `Retry-After`, not 500.
+pub(crate) fn no_connection(error: r2d2::Error) -> anyhow::Error {
+    anyhow::Error::new(Shortage::new("no database connection available", error))
 }
 
 #[cfg(test)]
 mod tests {
+    use actix_web::{ResponseError, http::header};
+    use diesel::{r2d2::ConnectionManager, sqlite::SqliteConnection};
+
     use super::*;
 
     #[test]
     fn no_database_connection_in_time_is_a_503_with_retry_after() {
-        use diesel::{r2d2::ConnectionManager, sqlite::SqliteConnection};
         // A database that cannot be opened, as when the process has no file descriptor left.
         let pool = r2d2::Pool::builder()
             .connection_timeout(std::time::Duration::from_millis(50))
@@ -358,26 +30,14 @@ mod tests {
                 "/nonexistent-dir/tessera.db",
             ));
         let err = pool.get().err().expect("the pool cannot open a connection");
-        let api =
-            ApiError::from(anyhow::Error::new(err).context("no database connection available"));
+        let api = ApiError::from(no_connection(err).context("load the order"));
         assert_eq!(api.kind(), ErrorKind::ServiceUnavailable);
         let response = api.error_response();
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.status().as_u16(), 503);
         assert_eq!(response.headers().get(header::RETRY_AFTER).unwrap(), "1");
         assert_eq!(
             response.headers().get(header::CONTENT_TYPE).unwrap(),
             PROBLEM_CONTENT_TYPE
         );
-    }
-
-    #[test]
-    fn running_out_of_file_descriptors_is_a_503() {
-        let emfile = std::io::Error::from_raw_os_error(24);
-        let api = ApiError::internal(anyhow::Error::new(emfile).context("open the file"));
-        assert_eq!(api.kind(), ErrorKind::ServiceUnavailable);
-        assert_eq!(api.retry_after(), Some(1));
-        let other = ApiError::internal(anyhow::anyhow!("a bug"));
-        assert_eq!(other.kind(), ErrorKind::Internal);
-        assert_eq!(other.retry_after(), None);
     }
 }

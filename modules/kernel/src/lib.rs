@@ -1,6 +1,10 @@
 //! Tessera's shared kernel: configuration, the database pool and migrations runner,
 //! problem+json errors, JWT auth, HTTP helpers and telemetry. It holds no business rules;
 //! modules depend on it and on each other's `-api` crates only.
+//!
+//! The data types a module's contract needs (typed ids, money, pagination, the event trait,
+//! the error and caller types) live in the light [`kernel_api`] crate, so `-api` crates build
+//! without the runtime; they are re-exported here at the paths the modules use.
 
 pub mod auth;
 pub mod bus;
@@ -10,24 +14,11 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
-pub mod ids;
 pub mod jobs;
 pub mod metrics;
-pub mod money;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
 
-/// Formats a UTC timestamp as RFC 3339 with microseconds, the precision both databases keep.
-pub mod time {
-    use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
-
-    /// Now, truncated to microseconds so a value reads back equal from either database.
-    pub fn now() -> NaiveDateTime {
-        Utc::now().naive_utc().trunc_subsecs(6)
-    }
-
-    pub fn to_utc(t: NaiveDateTime) -> DateTime<Utc> {
-        t.and_utc()
-    }
-}
+pub use kernel_api as api;
+pub use kernel_api::{event, money, time, typed_id, version};

@@ -187,7 +187,7 @@ async fn replace_patient(
         .update(
             &access(caller, request_id),
             id.into_inner(),
-            if_match,
+            if_match.into(),
             PatientChanges::from(input),
         )
         .await?;
@@ -231,7 +231,7 @@ async fn patch_patient(
         .update(
             &access(caller, request_id),
             id.into_inner(),
-            if_match,
+            if_match.into(),
             changes,
         )
         .await?;
@@ -266,7 +266,11 @@ async fn delete_patient(
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
     patients
-        .delete(&access(caller, request_id), id.into_inner(), if_match)
+        .delete(
+            &access(caller, request_id),
+            id.into_inner(),
+            if_match.into(),
+        )
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

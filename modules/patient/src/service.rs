@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use kernel::{
     auth::{AdminOnly, AllowedRoles, Role},
     db::DbConnection,
-    http::IfMatch,
+    version::ExpectedVersion,
 };
 use patient_api::{
     AccessContext, AuditAction, AuditPage, ClinicalStaff, Diagnosis, DiagnosisId, DiagnosisPage,
@@ -135,7 +135,7 @@ impl PatientService for LocalPatients {
         &self,
         access: &AccessContext,
         id: PatientId,
-        if_match: IfMatch,
+        if_match: ExpectedVersion,
         changes: PatientChanges,
     ) -> Result<Patient, PatientError> {
         self.run::<ClinicalStaff, _, _>(access, move |s, a, c| {
@@ -149,7 +149,7 @@ impl PatientService for LocalPatients {
         &self,
         access: &AccessContext,
         id: PatientId,
-        if_match: IfMatch,
+        if_match: ExpectedVersion,
     ) -> Result<(), PatientError> {
         self.run::<ClinicalStaff, _, _>(access, move |s, a, c| s.delete(c, a, id, &if_match))
             .await

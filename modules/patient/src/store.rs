@@ -16,7 +16,7 @@ use diesel::{
 use kernel::{
     bus::Bus,
     db::{DbConnection, MultiBackend},
-    http::IfMatch,
+    version::ExpectedVersion,
 };
 use patient_api::{
     AccessContext, Address, AuditAction, ContactPoint, Gender, HumanName, NewPatient, Patient,
@@ -259,7 +259,7 @@ impl Store {
         conn: &mut DbConnection,
         access: &AccessContext,
         id: PatientId,
-        if_match: &IfMatch,
+        if_match: &ExpectedVersion,
         changes: &PatientChanges,
     ) -> Result<Patient, PatientError> {
         let now = kernel::time::now().and_utc();
@@ -303,7 +303,7 @@ impl Store {
         conn: &mut DbConnection,
         access: &AccessContext,
         id: PatientId,
-        if_match: &IfMatch,
+        if_match: &ExpectedVersion,
     ) -> Result<(), PatientError> {
         let now = kernel::time::now();
         self.bus.write(conn, |tx| {

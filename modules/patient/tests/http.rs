@@ -47,7 +47,7 @@ macro_rules! app {
     ($f:expr) => {{
         let (app, _) = App::new()
             .into_utoipa_app()
-            .app_data(web::Data::new(keys()))
+            .app_data(keys().authenticator())
             .app_data(web::Data::from($f.patients.clone()))
             .app_data(web::PathConfig::default().error_handler(kernel::http::path_error_handler))
             .service(scope::scope("/api/v1").configure(patient::configure))

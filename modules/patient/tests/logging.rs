@@ -100,7 +100,7 @@ macro_rules! app {
     ($patients:expr) => {{
         let (app, _) = App::new()
             .into_utoipa_app()
-            .app_data(web::Data::new(keys()))
+            .app_data(keys().authenticator())
             .app_data(web::Data::from($patients))
             .service(scope::scope("/api/v1").configure(patient::configure))
             .split_for_parts();

@@ -7,11 +7,7 @@
 mod support;
 
 use diesel::RunQueryDsl;
-use kernel::{
-    auth::Role,
-    db::Backend,
-    http::{IfMatch, etag},
-};
+use kernel::{auth::Role, db::Backend, version::ExpectedVersion};
 use patient_api::{
     AccessContext, AuditAction, DiagnosisId, NewTreatment, PageQuery, PatientChanges, PatientError,
     PatientListParams, PatientPatch, PatientQuery, Period, TreatmentInput, TreatmentStatus,
@@ -44,8 +40,8 @@ fn query(identifier: Option<&str>, family: Option<&str>, limit: Option<u32>) -> 
     .unwrap()
 }
 
-fn tag(version: i64) -> IfMatch {
-    IfMatch::Tags(vec![etag(version)])
+fn tag(version: i64) -> ExpectedVersion {
+    ExpectedVersion::exactly(version)
 }
 
 async fn personal_data_is_stored_only_encrypted_and_searchable_only_through_keyed_hashes(
@@ -140,7 +136,7 @@ async fn values_encrypted_under_a_retired_key_still_decrypt_after_rotation(backe
         ..Default::default()
     };
     rotated
-        .update(&clinician(), old.id, IfMatch::Absent, changes)
+        .update(&clinician(), old.id, ExpectedVersion::Any, changes)
         .await
         .unwrap();
     let row = stored_patients(&f)
@@ -220,7 +216,7 @@ async fn patients_are_found_by_exact_identifier_and_by_family_name_in_any_case(b
     )
     .unwrap();
     f.patients
-        .update(&clinician(), cousin.id, IfMatch::Absent, changes)
+        .update(&clinician(), cousin.id, ExpectedVersion::Any, changes)
         .await
         .unwrap();
     let page = f
@@ -244,7 +240,7 @@ async fn a_list_without_filters_pages_through_every_living_patient_newest_first(
         ids.push(register(&f, someone(&format!("MRN-{i}"), "Doe")).await.id);
     }
     f.patients
-        .delete(&clinician(), ids[2], IfMatch::Absent)
+        .delete(&clinician(), ids[2], ExpectedVersion::Any)
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -288,7 +284,7 @@ async fn a_duplicate_identifier_conflicts_on_create_and_on_update(backend: Backe
     let changes = PatientChanges::from(someone(MRN, "Other"));
     let err = f
         .patients
-        .update(&clinician(), other.id, IfMatch::Absent, changes)
+        .update(&clinician(), other.id, ExpectedVersion::Any, changes)
         .await
         .unwrap_err();
     assert!(matches!(err, PatientError::DuplicateIdentifier), "{err:?}");
@@ -392,11 +388,11 @@ async fn a_deleted_patient_is_gone_everywhere_but_in_its_audit_trail(backend: Ba
     );
     not_found(
         f.patients
-            .update(&c, p.id, IfMatch::Absent, PatientChanges::default())
+            .update(&c, p.id, ExpectedVersion::Any, PatientChanges::default())
             .await
             .map(drop),
     );
-    not_found(f.patients.delete(&c, p.id, IfMatch::Absent).await);
+    not_found(f.patients.delete(&c, p.id, ExpectedVersion::Any).await);
     let listed = f.patients.list(&c, query(Some(MRN), None, None)).await;
     assert!(listed.unwrap().items.is_empty());
 
@@ -437,7 +433,7 @@ async fn every_read_list_and_write_is_audited_with_actor_role_and_request_id(bac
         .update(
             &doc("r-update"),
             p.id,
-            IfMatch::Absent,
+            ExpectedVersion::Any,
             PatientChanges::default(),
         )
         .await
@@ -727,12 +723,15 @@ async fn events_carry_ids_and_codes_but_no_personal_data(backend: Backend) {
         .update(
             &c,
             p.id,
-            IfMatch::Absent,
+            ExpectedVersion::Any,
             PatientChanges::from(zebulon(MRN)),
         )
         .await
         .unwrap();
-    f.patients.delete(&c, p.id, IfMatch::Absent).await.unwrap();
+    f.patients
+        .delete(&c, p.id, ExpectedVersion::Any)
+        .await
+        .unwrap();
     // A failed write publishes nothing.
     let _ = f
         .patients
@@ -789,7 +788,7 @@ async fn only_clinical_staff_reach_records_and_only_admins_the_audit_trail(backe
                 .await
                 .map(drop),
         );
-        forbidden(f.patients.delete(&who, p.id, IfMatch::Absent).await);
+        forbidden(f.patients.delete(&who, p.id, ExpectedVersion::Any).await);
         forbidden(f.patients.list_diagnoses(&who, p.id, page).await.map(drop));
         forbidden(f.patients.audit_trail(&who, p.id, page).await.map(drop));
     }

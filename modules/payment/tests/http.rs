@@ -48,7 +48,7 @@ macro_rules! app {
     ($f:expr) => {{
         let (app, _) = App::new()
             .into_utoipa_app()
-            .app_data(web::Data::new(keys()))
+            .app_data(keys().authenticator())
             .app_data(web::Data::from($f.payments.clone()))
             .service(scope::scope("/api/v1").configure(payment::configure))
             .split_for_parts();

@@ -164,7 +164,11 @@ async fn replace_product(
 ) -> Result<HttpResponse, ApiError> {
     let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
     let product = products
-        .update(id.into_inner(), if_match, ProductChanges::from(input))
+        .update(
+            id.into_inner(),
+            if_match.into(),
+            ProductChanges::from(input),
+        )
         .await?;
     Ok(json_with_etag(StatusCode::OK, &product, product.version))
 }
@@ -200,7 +204,9 @@ async fn patch_product(
     body: Json<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = ProductChanges::try_from(body.into_inner()).map_err(ApiError::validation)?;
-    let product = products.update(id.into_inner(), if_match, changes).await?;
+    let product = products
+        .update(id.into_inner(), if_match.into(), changes)
+        .await?;
     Ok(json_with_etag(StatusCode::OK, &product, product.version))
 }
 
@@ -230,7 +236,7 @@ async fn delete_product(
     id: web::Path<ProductId>,
     if_match: IfMatch,
 ) -> Result<HttpResponse, ApiError> {
-    products.delete(id.into_inner(), if_match).await?;
+    products.delete(id.into_inner(), if_match.into()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

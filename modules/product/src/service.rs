@@ -8,7 +8,7 @@ use std::any::Any;
 use async_trait::async_trait;
 use kernel::{
     db::{DbConnection, retry_on_conflict},
-    http::IfMatch,
+    version::ExpectedVersion,
 };
 use product_api::{
     NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
@@ -105,7 +105,7 @@ impl ProductService for LocalProducts {
     async fn update(
         &self,
         id: ProductId,
-        if_match: IfMatch,
+        if_match: ExpectedVersion,
         changes: ProductChanges,
     ) -> Result<Product, ProductError> {
         self.write(move |s, c| s.update(c, id, &if_match, &changes))
@@ -113,7 +113,7 @@ impl ProductService for LocalProducts {
     }
 
     #[tracing::instrument(name = "product.delete", skip(self))]
-    async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError> {
+    async fn delete(&self, id: ProductId, if_match: ExpectedVersion) -> Result<(), ProductError> {
         self.write(move |s, c| s.delete(c, id, &if_match)).await
     }
 

@@ -11,8 +11,8 @@ use diesel::{
 use kernel::{
     bus::{Bus, Tx},
     db::{DbConnection, MultiBackend},
-    http::IfMatch,
     money::{Currency, Money},
+    version::ExpectedVersion,
 };
 use product_api::{
     After, NewProduct, Product, ProductChanges, ProductError, ProductId, ProductPage, ProductQuery,
@@ -315,7 +315,7 @@ impl Store {
         &self,
         conn: &mut DbConnection,
         id: ProductId,
-        if_match: &IfMatch,
+        if_match: &ExpectedVersion,
         changes: &ProductChanges,
     ) -> Result<Product, ProductError> {
         let product = self.retrying(conn, |tx| {
@@ -365,7 +365,7 @@ impl Store {
         &self,
         conn: &mut DbConnection,
         id: ProductId,
-        if_match: &IfMatch,
+        if_match: &ExpectedVersion,
     ) -> Result<(), ProductError> {
         self.retrying(conn, |tx| {
             let current = load(tx.conn(), id)?;

@@ -11,8 +11,8 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::{Backend, Db},
-    http::IfMatch,
     testing::{TestDatabase, published_events},
+    version::ExpectedVersion,
 };
 use product::ProductSettings;
 use product_api::{
@@ -256,7 +256,7 @@ async fn stock_cannot_be_set_below_what_is_reserved(f: Fixture) {
     };
     let err = f
         .products
-        .update(id, IfMatch::Absent, changes)
+        .update(id, ExpectedVersion::Any, changes)
         .await
         .unwrap_err();
     assert!(matches!(
@@ -267,7 +267,10 @@ async fn stock_cannot_be_set_below_what_is_reserved(f: Fixture) {
         }
     ));
     assert!(matches!(
-        f.products.delete(id, IfMatch::Absent).await.unwrap_err(),
+        f.products
+            .delete(id, ExpectedVersion::Any)
+            .await
+            .unwrap_err(),
         ProductError::HasReservations(_)
     ));
 }
@@ -282,7 +285,7 @@ async fn every_change_publishes_its_event_and_failures_publish_nothing(f: Fixtur
         .reserve(ReservationId::new(), lines(&[(id, 100)]))
         .await
         .unwrap_err();
-    let stale = IfMatch::Tags(vec!["\"1\"".into()]);
+    let stale = ExpectedVersion::exactly(1);
     f.products
         .update(id, stale, ProductChanges::default())
         .await
@@ -298,10 +301,10 @@ async fn every_change_publishes_its_event_and_failures_publish_nothing(f: Fixtur
     };
     let updated = f
         .products
-        .update(id, IfMatch::Absent, changes)
+        .update(id, ExpectedVersion::Any, changes)
         .await
         .unwrap();
-    f.products.delete(id, IfMatch::Absent).await.unwrap();
+    f.products.delete(id, ExpectedVersion::Any).await.unwrap();
     let r = rid.to_string();
     let a = again.to_string();
     assert_eq!(
@@ -348,7 +351,7 @@ async fn stock_low_is_published_once_per_crossing(f: Fixture) {
         ..Default::default()
     };
     f.products
-        .update(id, IfMatch::Absent, changes)
+        .update(id, ExpectedVersion::Any, changes)
         .await
         .unwrap();
     let changes = ProductChanges {
@@ -356,7 +359,7 @@ async fn stock_low_is_published_once_per_crossing(f: Fixture) {
         ..Default::default()
     };
     f.products
-        .update(id, IfMatch::Absent, changes)
+        .update(id, ExpectedVersion::Any, changes)
         .await
         .unwrap();
     let crossings = published_events(&f.db)

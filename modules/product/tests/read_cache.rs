@@ -84,7 +84,7 @@ async fn app(
 ) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
     let (app, _) = App::new()
         .into_utoipa_app()
-        .app_data(web::Data::new(keys()))
+        .app_data(keys().authenticator())
         .app_data(web::Data::from(f.products.clone()))
         .service(scope::scope("/api/v1").configure(product::configure))
         .split_for_parts();
@@ -297,7 +297,7 @@ async fn get_shows_a_patch_put_or_delete_at_once(backend: Backend) {
         ..Default::default()
     };
     f.products
-        .update(id, kernel::http::IfMatch::Absent, changes)
+        .update(id, kernel::version::ExpectedVersion::Any, changes)
         .await
         .unwrap();
     assert_eq!(get(&app, id).await.json()["stock"], 9);

@@ -4,7 +4,7 @@
 //! `contract.executed` carries ids, the sequence number and the ledger hash only: inputs,
 //! outputs and state stay in the ledger, readable through the API by the parties.
 
-use kernel::bus::catalog::EventDoc;
+use kernel_api::event::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,21 +47,21 @@ pub struct ContractTerminated {
     pub executions: i64,
 }
 
-kernel::event!(
+kernel_api::event!(
     ContractDeployed,
     "contract.deployed",
     "contract",
     "A contract was deployed; its code is frozen.",
     |e| e.contract_id
 );
-kernel::event!(
+kernel_api::event!(
     ContractExecuted,
     "contract.executed",
     "contract",
     "A contract ran and its ledger grew by one entry.",
     |e| e.contract_id
 );
-kernel::event!(
+kernel_api::event!(
     ContractTerminated,
     "contract.terminated",
     "contract",

@@ -16,7 +16,6 @@
 //!   that is away costs no attempt: the events wait in the outbox ([`forward`]).
 
 pub mod admin;
-pub mod catalog;
 mod claim;
 pub mod forward;
 pub mod nats;
@@ -33,12 +32,13 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+/// The event trait, envelope and catalog are [`kernel_api::event`]'s: modules declare their
+/// events in their `-api` crates.
+pub use kernel_api::event::{Envelope, Event, catalog};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
     config::BusSettings,
@@ -58,89 +58,6 @@ pub static MIGRATIONS: Migrations = Migrations {
     sqlite: &SQLITE,
     postgres: &POSTGRES,
 };
-
-/// A fact a module announces. Declared in the module's `-api` crate.
-pub trait Event: Serialize + DeserializeOwned + ToSchema + Send + Sync + 'static {
-    /// The stable type name, `<area>.<fact>` such as `product.created`.
-    const TYPE: &'static str;
-    /// The producing module.
-    const SOURCE: &'static str;
-    /// One-line description for the event catalog.
-    const SUMMARY: &'static str;
-    /// The aggregate the event is about; events with equal subjects are delivered in order.
-    fn subject(&self) -> String;
-}
-
-/// Implements [`Event`] for an event type:
-/// `kernel::event!(OrderPaid, "order.paid", "order", "An order was paid.", |e| e.order_id);`
-/// — type name, producing module, catalog summary, and the subject (the aggregate's id).
-#[macro_export]
-macro_rules! event {
-    ($ty:ty, $name:literal, $source:literal, $summary:literal, |$e:ident| $subject:expr) => {
-        impl $crate::bus::Event for $ty {
-            const TYPE: &'static str = $name;
-            const SOURCE: &'static str = $source;
-            const SUMMARY: &'static str = $summary;
-            fn subject(&self) -> String {
-                let $e = self;
-                $subject.to_string()
-            }
-        }
-    };
-}
-
-/// The CloudEvents-style JSON envelope every event travels in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Envelope {
-    /// Always `1.0` (CloudEvents spec version).
-    pub specversion: String,
-    /// Unique event id (UUID v7).
-    pub id: Uuid,
-    /// The producing module.
-    pub source: String,
-    /// Event type, e.g. `product.created`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// When the event was published (UTC).
-    pub time: DateTime<Utc>,
-    /// The aggregate the event is about (its id).
-    pub subject: String,
-    /// Always `application/json`.
-    pub datacontenttype: String,
-    /// The event's own fields.
-    pub data: serde_json::Value,
-}
-
-impl Envelope {
-    /// Wraps `event` in a new envelope.
-    ///
-    /// # Errors
-    /// Only if the event does not serialize.
-    pub fn new<E: Event>(event: &E) -> anyhow::Result<Self> {
-        Ok(Self {
-            specversion: "1.0".into(),
-            id: Uuid::now_v7(),
-            source: E::SOURCE.into(),
-            kind: E::TYPE.into(),
-            time: DateTime::from_naive_utc_and_offset(crate::time::now(), Utc),
-            subject: event.subject(),
-            datacontenttype: "application/json".into(),
-            data: serde_json::to_value(event).context("serialize event")?,
-        })
-    }
-
-    /// The typed event inside.
-    ///
-    /// # Errors
-    /// When the envelope holds another type or data that does not fit it.
-    pub fn decode<E: Event>(&self) -> anyhow::Result<E> {
-        if self.kind != E::TYPE {
-            bail!("expected a {} event, got {}", E::TYPE, self.kind);
-        }
-        serde_json::from_value(self.data.clone())
-            .with_context(|| format!("event {} does not fit {}", self.id, E::TYPE))
-    }
-}
 
 /// Something that reacts to events. Handlers run inside the transaction that records them as
 /// handled; they may change their own module's tables and publish through the same [`Tx`].

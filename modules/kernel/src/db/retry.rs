@@ -17,6 +17,7 @@ use diesel::{
 use uuid::Uuid;
 
 use super::DbConnection;
+pub use kernel_api::error::Retryable;
 
 /// How many times in all a transaction that keeps losing conflicts is run.
 pub const CONFLICT_ATTEMPTS: u32 = 5;
@@ -42,22 +43,10 @@ pub fn is_retryable(error: &anyhow::Error) -> bool {
     })
 }
 
-/// An error that can say whether it came from a transient conflict. Module errors implement
-/// it by asking [`is_retryable`] of their unexpected (`anyhow`) variant.
-pub trait Retryable {
-    fn is_retryable(&self) -> bool;
-}
-
-impl Retryable for anyhow::Error {
-    fn is_retryable(&self) -> bool {
-        is_retryable(self)
-    }
-}
-
-impl Retryable for DieselError {
-    fn is_retryable(&self) -> bool {
-        is_retryable_db_error(self)
-    }
+/// Whether `error` failed with a transient conflict: its unexpected cause
+/// ([`Retryable::unexpected`]) is one by [`is_retryable`].
+pub fn is_retryable_error(error: &impl Retryable) -> bool {
+    error.unexpected().is_some_and(is_retryable)
 }
 
 /// Runs `transaction` (work that begins and ends its own transaction, such as a
@@ -78,7 +67,7 @@ where
     let mut attempt = 1;
     loop {
         match transaction(conn) {
-            Err(e) if attempt < CONFLICT_ATTEMPTS && e.is_retryable() => {
+            Err(e) if attempt < CONFLICT_ATTEMPTS && is_retryable_error(&e) => {
                 tracing::debug!(attempt, "transaction lost a conflict; running it again");
                 std::thread::sleep(pause(attempt));
                 attempt += 1;
@@ -142,6 +131,12 @@ mod tests {
         ));
         assert!(!is_retryable(&anyhow::Error::new(unique)));
         assert!(!is_retryable(&anyhow::anyhow!("deadlock detected")));
+        assert!(is_retryable_error(&anyhow::Error::new(
+            DieselError::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                Box::new("could not serialize access".to_owned()),
+            )
+        )));
         assert!(!is_retryable_db_error(&DieselError::NotFound));
     }
 }

@@ -11,7 +11,10 @@ mod strict;
 use std::{future::Future, pin::Pin};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+pub use kernel_api::{
+    page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, cursor, page_limit, page_params},
+    version::ExpectedVersion,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 pub use json::{Json, JsonLimit, from_value, parse_body};
@@ -64,61 +67,6 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     })
 }
 
-/// Requested page size, clamped to the documented bounds.
-pub const DEFAULT_PAGE_SIZE: u32 = 20;
-pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// Checks a `limit` parameter: absent → 20; outside 1..=100 → an error for field `limit`.
-///
-/// # Errors
-/// A field error for `limit`.
-pub fn page_limit(limit: Option<u32>) -> Result<u32, FieldError> {
-    match limit {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        Some(_) => Err(FieldError::new(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE_SIZE}"),
-        )),
-    }
-}
-
-/// A checked `limit` and `cursor` pair: the page size and the decoded position the page starts
-/// after. Both are checked, so one 422 names both when both are wrong.
-///
-/// # Errors
-/// Field errors for `limit` and/or `cursor`.
-pub fn page_params<C: DeserializeOwned>(
-    limit: Option<u32>,
-    cursor: Option<&str>,
-) -> Result<(u32, Option<C>), Vec<FieldError>> {
-    let limit = page_limit(limit);
-    let position = cursor.map(cursor::decode::<C>).transpose();
-    match (limit, position) {
-        (Ok(limit), Ok(position)) => Ok((limit, position)),
-        (limit, position) => Err(limit.err().into_iter().chain(position.err()).collect()),
-    }
-}
-
-/// Opaque cursors: URL-safe base64 of a small JSON value (the position after the last item).
-pub mod cursor {
-    use super::*;
-
-    pub fn encode<T: Serialize>(position: &T) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
-    }
-
-    /// # Errors
-    /// A field error for `cursor` when it was not produced by [`encode`] for this listing.
-    pub fn decode<T: DeserializeOwned>(cursor: &str) -> Result<T, FieldError> {
-        URL_SAFE_NO_PAD
-            .decode(cursor)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| FieldError::new("cursor", "is not a cursor returned by this listing"))
-    }
-}
-
 /// The ETag of a resource revision.
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
@@ -146,7 +94,8 @@ pub fn with_location(
     response
 }
 
-/// The `If-Match` request header: absent, `*`, or a list of ETags.
+/// The `If-Match` request header: absent, `*`, or a list of ETags. Handlers hand a module
+/// the [`ExpectedVersion`] it names (`if_match.into()`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum IfMatch {
     #[default]
@@ -191,6 +140,41 @@ impl IfMatch {
                 .filter(|t| !t.is_empty())
                 .collect(),
         )
+    }
+}
+
+/// The revisions the header names: ETags are [`etag`]s of versions; any other tag names no
+/// revision (so a list of only such tags matches none, as the header would).
+impl From<IfMatch> for ExpectedVersion {
+    fn from(if_match: IfMatch) -> Self {
+        match if_match {
+            IfMatch::Absent | IfMatch::Any => Self::Any,
+            IfMatch::Tags(tags) => Self::OneOf(
+                tags.iter()
+                    .filter_map(|tag| {
+                        let version = tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()?;
+                        (etag(version) == *tag).then_some(version)
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// The `If-Match` value that states `expected` (the inverse of the conversion above), for
+/// clients; `None` when no header is needed. An empty list becomes `""`, an ETag no version
+/// has.
+pub fn if_match_value(expected: &ExpectedVersion) -> Option<String> {
+    match expected {
+        ExpectedVersion::Any => None,
+        ExpectedVersion::OneOf(versions) if versions.is_empty() => Some("\"\"".to_owned()),
+        ExpectedVersion::OneOf(versions) => Some(
+            versions
+                .iter()
+                .map(|v| etag(*v))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     }
 }
 
@@ -264,38 +248,41 @@ mod tests {
     }
 
     #[test]
-    fn page_params_report_both_fields() {
-        assert_eq!(page_params::<i64>(None, None).unwrap(), (20, None));
-        let c = cursor::encode(&7_i64);
-        assert_eq!(page_params::<i64>(Some(5), Some(&c)).unwrap(), (5, Some(7)));
-        let errors = page_params::<i64>(Some(0), Some("%%")).unwrap_err();
-        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["limit", "cursor"]);
-    }
-
-    #[test]
-    fn limits_are_bounded() {
-        assert_eq!(page_limit(None).unwrap(), 20);
-        assert_eq!(page_limit(Some(100)).unwrap(), 100);
-        assert!(page_limit(Some(0)).is_err());
-        assert!(page_limit(Some(101)).is_err());
-    }
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let c = cursor::encode(&("name", 3));
-        assert_eq!(
-            cursor::decode::<(String, i32)>(&c).unwrap(),
-            ("name".into(), 3)
-        );
-        assert!(cursor::decode::<(String, i32)>("%%%").is_err());
-    }
-
-    #[test]
     fn if_match_compares_etags() {
         assert!(IfMatch::parse("\"3\"").allows(3));
         assert!(!IfMatch::parse("\"3\"").allows(4));
         assert!(IfMatch::parse("\"2\", W/\"4\"").allows(4));
         assert!(IfMatch::parse("*").allows(9));
+    }
+
+    #[test]
+    fn if_match_names_the_versions_its_etags_are_of() {
+        let expected = |header: &str| ExpectedVersion::from(IfMatch::parse(header));
+        assert_eq!(expected("*"), ExpectedVersion::Any);
+        assert_eq!(ExpectedVersion::from(IfMatch::Absent), ExpectedVersion::Any);
+        assert_eq!(
+            expected("\"2\", W/\"4\""),
+            ExpectedVersion::OneOf(vec![2, 4])
+        );
+        // Not the ETag of any version: matches none, as before.
+        for never in ["\"03\"", "\"+3\"", "3", "\"x\""] {
+            let version = expected(never);
+            assert!(!version.allows(3), "{never}");
+            assert_eq!(version.allows(3), IfMatch::parse(never).allows(3));
+        }
+    }
+
+    #[test]
+    fn a_client_states_an_expected_version_as_the_header_the_server_reads_back() {
+        for expected in [
+            ExpectedVersion::Any,
+            ExpectedVersion::exactly(7),
+            ExpectedVersion::OneOf(vec![2, 4]),
+        ] {
+            let header = if_match_value(&expected).map_or(IfMatch::Absent, |v| IfMatch::parse(&v));
+            assert_eq!(ExpectedVersion::from(header), expected);
+        }
+        let none = if_match_value(&ExpectedVersion::OneOf(Vec::new())).unwrap();
+        assert!((0..10).all(|v| !IfMatch::parse(&none).allows(v)));
     }
 }

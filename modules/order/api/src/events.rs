@@ -1,6 +1,6 @@
 //! Events the order module publishes; the subject is the order id.
 
-use kernel::{bus::catalog::EventDoc, money::Money};
+use kernel_api::{event::catalog::EventDoc, money::Money};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -46,35 +46,35 @@ pub struct OrderDelivered {
     pub order_id: OrderId,
 }
 
-kernel::event!(
+kernel_api::event!(
     OrderPlaced,
     "order.placed",
     "order",
     "An order was placed and its stock reserved.",
     |e| e.order_id
 );
-kernel::event!(
+kernel_api::event!(
     OrderPaid,
     "order.paid",
     "order",
     "An order was paid; its stock is to be committed.",
     |e| e.order_id
 );
-kernel::event!(
+kernel_api::event!(
     OrderCancelled,
     "order.cancelled",
     "order",
     "An order was cancelled; stock to release, payment to refund.",
     |e| e.order_id
 );
-kernel::event!(
+kernel_api::event!(
     OrderShipped,
     "order.shipped",
     "order",
     "An order was handed to the carrier.",
     |e| e.order_id
 );
-kernel::event!(
+kernel_api::event!(
     OrderDelivered,
     "order.delivered",
     "order",

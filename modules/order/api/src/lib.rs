@@ -10,14 +10,14 @@ use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kernel::{auth::Principal, error::FieldError, money::Money};
+use kernel_api::{auth::Principal, error::FieldError, money::Money};
 use product_api::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 pub use problem::OrderProblem;
 
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies an order.
     OrderId
 );
@@ -300,8 +300,11 @@ pub enum OrderError {
 }
 
 /// A write that lost a lock conflict (deadlock, serialization failure) may be run again.
-impl kernel::db::Retryable for OrderError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unexpected(e) if kernel::db::is_retryable(e))
+impl kernel_api::error::Retryable for OrderError {
+    fn unexpected(&self) -> Option<&anyhow::Error> {
+        match self {
+            Self::Unexpected(e) => Some(e),
+            _ => None,
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! the one place the codes and member names are spelled: the server encodes through it and
 //! the HTTP client decodes through it, so neither reads `title` or `detail`.
 
-use kernel::error::{ApiError, ErrorKind, FieldError, Problem, ProblemCode};
+use kernel_api::error::{ApiError, ErrorKind, FieldError, Problem, ProblemCode};
 use product_api::ProductId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -80,7 +80,7 @@ impl OrderProblem {
     /// (or figures that do not parse). `problem` supplies the field errors and, for
     /// unavailability, a message for logs.
     pub fn decode(problem: &Problem) -> Option<OrderError> {
-        let decoded: Self = kernel::error::from_tagged(problem)?;
+        let decoded: Self = kernel_api::error::from_tagged(problem)?;
         Some(match decoded {
             Self::OrderNotFound { order_id } => OrderError::NotFound(order_id),
             Self::Forbidden { reason } => OrderError::Forbidden(reason),
@@ -133,7 +133,7 @@ impl ProblemCode for OrderError {
     }
 
     fn members(&self) -> Map<String, Value> {
-        kernel::error::tagged_members(&OrderProblem::of(self))
+        kernel_api::error::tagged_members(&OrderProblem::of(self))
     }
 }
 

@@ -2,7 +2,7 @@
 //! name resources by id only, never by personal values.
 
 use chrono::{DateTime, Utc};
-use kernel::auth::Role;
+use kernel_api::auth::Role;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -2,7 +2,7 @@
 //! codes and statuses only, never names, contact details, dates of birth or free text: the
 //! outbox is not encrypted and events travel to other services.
 
-use kernel::bus::catalog::EventDoc;
+use kernel_api::event::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -52,28 +52,28 @@ pub struct TreatmentPlanned {
     pub status: TreatmentStatus,
 }
 
-kernel::event!(
+kernel_api::event!(
     PatientRegistered,
     "patient.registered",
     "patient",
     "A patient was registered (ids only, no personal data).",
     |e| e.patient_id
 );
-kernel::event!(
+kernel_api::event!(
     PatientUpdated,
     "patient.updated",
     "patient",
     "A patient's record changed or was deleted (ids only, no personal data).",
     |e| e.patient_id
 );
-kernel::event!(
+kernel_api::event!(
     DiagnosisRecorded,
     "diagnosis.recorded",
     "patient",
     "A diagnosis was recorded for a patient (ids and ICD-10 code only).",
     |e| e.patient_id
 );
-kernel::event!(
+kernel_api::event!(
     TreatmentPlanned,
     "treatment.planned",
     "patient",

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, SecondsFormat};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Gender, Patient, TelecomSystem, model::redacted_debug};
+use crate::{Gender, Patient, TelecomSystem, parse::redacted_debug};
 
 /// The media type of FHIR's JSON format.
 pub const FHIR_JSON: &str = "application/fhir+json";

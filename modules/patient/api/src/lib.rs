@@ -7,15 +7,19 @@
 
 pub mod audit;
 pub mod clinical;
+mod demographics;
 pub mod events;
 pub mod fhir;
-mod model;
+mod listing;
+mod parse;
+mod patient;
+mod person;
 
 use async_trait::async_trait;
-use kernel::{
+use kernel_api::{
     auth::{AllowedRoles, Principal, Role},
     error::{ApiError, ErrorKind, FieldError, ProblemCode, members},
-    http::IfMatch,
+    version::ExpectedVersion,
 };
 
 pub use audit::{AuditAction, AuditEntry, AuditPage};
@@ -23,22 +27,28 @@ pub use clinical::{
     Diagnosis, DiagnosisInput, DiagnosisPage, DiagnosisStatus, Icd10Code, NewDiagnosis,
     NewTreatment, Period, Treatment, TreatmentInput, TreatmentPage, TreatmentStatus,
 };
+pub use demographics::{BirthDate, FamilyName, GivenNames, Mrn, PostalAddress, Telecoms};
 pub use fhir::FhirPatient;
-pub use model::*;
+pub use listing::{PageParams, PageQuery, PatientListParams, PatientQuery};
+pub use parse::today;
+pub use patient::{
+    NamePatch, NewPatient, Patient, PatientChanges, PatientInput, PatientPage, PatientPatch,
+};
+pub use person::{Address, ContactPoint, Gender, HumanName, TelecomSystem};
 
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies a patient.
     PatientId
 );
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies a diagnosis of a patient.
     DiagnosisId
 );
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies a treatment of a patient.
     TreatmentId
 );
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies an audit entry.
     AuditEntryId
 );
@@ -114,13 +124,13 @@ pub trait PatientService: Send + Sync + 'static {
     /// Changes the given fields (all of them for a replacement).
     ///
     /// # Errors
-    /// [`PatientError::NotFound`]; [`PatientError::PreconditionFailed`] when `if_match` does
-    /// not match; [`PatientError::DuplicateIdentifier`].
+    /// [`PatientError::NotFound`]; [`PatientError::PreconditionFailed`] when the patient is
+    /// not at an `expected` version; [`PatientError::DuplicateIdentifier`].
     async fn update(
         &self,
         access: &AccessContext,
         id: PatientId,
-        if_match: IfMatch,
+        expected: ExpectedVersion,
         changes: PatientChanges,
     ) -> Result<Patient, PatientError>;
 
@@ -132,7 +142,7 @@ pub trait PatientService: Send + Sync + 'static {
         &self,
         access: &AccessContext,
         id: PatientId,
-        if_match: IfMatch,
+        expected: ExpectedVersion,
     ) -> Result<(), PatientError>;
 
     /// # Errors
@@ -300,7 +310,7 @@ mod tests {
             ),
         ];
         for (err, status) in cases {
-            assert_eq!(ApiError::from(err).kind().status().as_u16(), status);
+            assert_eq!(ApiError::from(err).kind().status(), status);
         }
     }
 

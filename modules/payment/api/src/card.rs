@@ -3,7 +3,7 @@
 use std::fmt;
 
 use chrono::Datelike;
-use kernel::error::FieldError;
+use kernel_api::error::FieldError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 

@@ -1,7 +1,7 @@
 //! Events the payment module publishes; the subject is the order id, so a payment's events
 //! and its order's events keep one order.
 
-use kernel::{bus::catalog::EventDoc, money::Money};
+use kernel_api::{event::catalog::EventDoc, money::Money};
 use order_api::OrderId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -43,21 +43,21 @@ pub struct PaymentRefunded {
     pub full: bool,
 }
 
-kernel::event!(
+kernel_api::event!(
     PaymentSucceeded,
     "payment.succeeded",
     "payment",
     "A payment captured the order's total.",
     |e| e.order_id
 );
-kernel::event!(
+kernel_api::event!(
     PaymentFailed,
     "payment.failed",
     "payment",
     "The gateway declined a payment.",
     |e| e.order_id
 );
-kernel::event!(
+kernel_api::event!(
     PaymentRefunded,
     "payment.refunded",
     "payment",

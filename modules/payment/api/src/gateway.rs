@@ -6,7 +6,7 @@
 //! reconciliation can ask what happened under a key.
 
 use async_trait::async_trait;
-use kernel::money::Money;
+use kernel_api::money::Money;
 
 use crate::{Card, PaymentId, RefundId};
 

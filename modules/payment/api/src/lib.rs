@@ -11,11 +11,11 @@ pub mod gateway;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kernel::{
+use kernel_api::{
     auth::Principal,
     error::{ApiError, ErrorKind, FieldError, ProblemCode, members},
-    http::{cursor, page_params},
     money::Money,
+    page::{cursor, page_params},
 };
 use order_api::OrderId;
 use serde::{Deserialize, Serialize};
@@ -24,12 +24,12 @@ use utoipa::{IntoParams, ToSchema};
 pub use card::{Card, CardInput};
 pub use gateway::{ChargeOutcome, GatewayRecord, IdempotencyKey, PaymentGateway, RefundOutcome};
 
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies a payment (a PaymentIntent-like object).
     PaymentId
 );
 
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies one refund of a payment (the idempotency key of its gateway call).
     RefundId
 );
@@ -157,7 +157,7 @@ impl Default for PaymentQuery {
     fn default() -> Self {
         Self {
             order_id: None,
-            limit: kernel::http::DEFAULT_PAGE_SIZE,
+            limit: kernel_api::page::DEFAULT_PAGE_SIZE,
             before: None,
         }
     }

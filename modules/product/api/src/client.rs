@@ -23,8 +23,9 @@ use kernel::{
     auth::JwtKeys,
     client::{Auth, Method, Remote, RemoteConfig, RemoteError, Request},
     error::Problem,
-    http::{IfMatch, idempotency::IDEMPOTENCY_KEY_REUSED},
+    http::{idempotency::IDEMPOTENCY_KEY_REUSED, if_match_value},
 };
+use kernel_api::version::ExpectedVersion;
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -75,14 +76,6 @@ impl HttpProductService {
 
     fn req(&self, method: Method, path: impl Into<String>) -> Request {
         self.remote.request(method, path).auth(self.auth.clone())
-    }
-}
-
-fn if_match_header(if_match: &IfMatch) -> Option<String> {
-    match if_match {
-        IfMatch::Absent => None,
-        IfMatch::Any => Some("*".to_owned()),
-        IfMatch::Tags(tags) => Some(tags.join(", ")),
     }
 }
 
@@ -176,7 +169,7 @@ impl ProductService for HttpProductService {
     async fn update(
         &self,
         id: ProductId,
-        if_match: IfMatch,
+        expected: ExpectedVersion,
         changes: ProductChanges,
     ) -> Result<Product, ProductError> {
         let r = &self.remote;
@@ -217,7 +210,7 @@ impl ProductService for HttpProductService {
             }
         }
         .map_err(from_remote)?;
-        let request = match if_match_header(&if_match) {
+        let request = match if_match_value(&expected) {
             Some(value) => request.header("if-match", value),
             None => request,
         };
@@ -225,10 +218,10 @@ impl ProductService for HttpProductService {
         response.json().map_err(from_remote)
     }
 
-    async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError> {
+    async fn delete(&self, id: ProductId, expected: ExpectedVersion) -> Result<(), ProductError> {
         let r = &self.remote;
         let mut request = self.req(Method::Delete, format!("{PRODUCTS}/{id}"));
-        if let Some(value) = if_match_header(&if_match) {
+        if let Some(value) = if_match_value(&expected) {
             request = request.header("if-match", value);
         }
         r.send(request).await.map(drop).map_err(from_remote)

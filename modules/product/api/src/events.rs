@@ -1,7 +1,7 @@
 //! Events the product module publishes. Subjects: the product id for `product.*`, the
 //! reservation id for `inventory.*`.
 
-use kernel::bus::catalog::EventDoc;
+use kernel_api::event::catalog::EventDoc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -83,56 +83,56 @@ pub struct InventoryCommitSkipped {
     pub reason: String,
 }
 
-kernel::event!(
+kernel_api::event!(
     ProductCreated,
     "product.created",
     "product",
     "A product was added to the catalog.",
     |e| e.product.id
 );
-kernel::event!(
+kernel_api::event!(
     ProductUpdated,
     "product.updated",
     "product",
     "A product's fields or stock changed.",
     |e| e.product.id
 );
-kernel::event!(
+kernel_api::event!(
     ProductDeleted,
     "product.deleted",
     "product",
     "A product was removed from the catalog.",
     |e| e.product_id
 );
-kernel::event!(
+kernel_api::event!(
     StockLow,
     "product.stock_low",
     "product",
     "Available stock fell to or below the threshold.",
     |e| e.product_id
 );
-kernel::event!(
+kernel_api::event!(
     InventoryReserved,
     "inventory.reserved",
     "product",
     "Stock was reserved for an order.",
     |e| e.reservation_id
 );
-kernel::event!(
+kernel_api::event!(
     InventoryReleased,
     "inventory.released",
     "product",
     "A reservation was released.",
     |e| e.reservation_id
 );
-kernel::event!(
+kernel_api::event!(
     InventoryCommitted,
     "inventory.committed",
     "product",
     "A reservation's stock left the warehouse.",
     |e| e.reservation_id
 );
-kernel::event!(
+kernel_api::event!(
     InventoryCommitSkipped,
     "inventory.commit_skipped",
     "product",

@@ -5,20 +5,28 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod events;
-mod model;
+mod listing;
 mod problem;
+mod product;
+mod reservation;
+mod values;
 
 use async_trait::async_trait;
-use kernel::{error::FieldError, http::IfMatch};
+use kernel_api::{error::FieldError, version::ExpectedVersion};
 
-pub use model::*;
+pub use listing::{After, ProductListParams, ProductQuery, Sort, SortKey};
 pub use problem::ProductProblem;
+pub use product::{NewProduct, Product, ProductChanges, ProductInput, ProductPage, ProductPatch};
+pub use reservation::{
+    Reservation, ReservationInput, ReservationLine, ReservationLines, ReservationStatus,
+};
+pub use values::{Description, MAX_UNITS, ProductName, Sku};
 
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies a product.
     ProductId
 );
-kernel::typed_id!(
+kernel_api::typed_id!(
     /// Identifies a stock reservation; order uses its order id, so retries are idempotent.
     ReservationId
 );
@@ -46,19 +54,20 @@ pub trait ProductService: Send + Sync + 'static {
     /// Replaces every writable field (PUT) or the given ones (PATCH).
     ///
     /// # Errors
-    /// [`ProductError::NotFound`]; [`ProductError::PreconditionFailed`] when `if_match` does
-    /// not match; [`ProductError::DuplicateSku`]; [`ProductError::StockBelowReserved`].
+    /// [`ProductError::NotFound`]; [`ProductError::PreconditionFailed`] when the product is
+    /// not at an `expected` version; [`ProductError::DuplicateSku`];
+    /// [`ProductError::StockBelowReserved`].
     async fn update(
         &self,
         id: ProductId,
-        if_match: IfMatch,
+        expected: ExpectedVersion,
         changes: ProductChanges,
     ) -> Result<Product, ProductError>;
 
     /// # Errors
     /// [`ProductError::NotFound`]; [`ProductError::PreconditionFailed`];
     /// [`ProductError::HasReservations`] while stock is reserved.
-    async fn delete(&self, id: ProductId, if_match: IfMatch) -> Result<(), ProductError>;
+    async fn delete(&self, id: ProductId, expected: ExpectedVersion) -> Result<(), ProductError>;
 
     /// Reserves every line or none. Calling it again with the same id and lines returns the
     /// existing reservation instead of reserving twice.
@@ -138,8 +147,11 @@ pub enum ProductError {
 }
 
 /// A write that lost a lock conflict (deadlock, serialization failure) may be run again.
-impl kernel::db::Retryable for ProductError {
-    fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unexpected(e) if kernel::db::is_retryable(e))
+impl kernel_api::error::Retryable for ProductError {
+    fn unexpected(&self) -> Option<&anyhow::Error> {
+        match self {
+            Self::Unexpected(e) => Some(e),
+            _ => None,
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! encodes through it and the HTTP client decodes through it, so neither reads `title` or
 //! `detail`.
 
-use kernel::error::{ApiError, ErrorKind, Problem, ProblemCode};
+use kernel_api::error::{ApiError, ErrorKind, Problem, ProblemCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -96,7 +96,7 @@ impl ProductProblem {
     /// with (or figures that do not parse). `problem` supplies the field errors and, for
     /// unavailability, a message for logs.
     pub fn decode(problem: &Problem) -> Option<ProductError> {
-        let decoded: Self = kernel::error::from_tagged(problem)?;
+        let decoded: Self = kernel_api::error::from_tagged(problem)?;
         Some(match decoded {
             Self::ProductNotFound { product_id } => ProductError::NotFound(product_id),
             Self::DuplicateSku { sku } => ProductError::DuplicateSku(sku),
@@ -166,7 +166,7 @@ impl ProblemCode for ProductError {
     }
 
     fn members(&self) -> Map<String, Value> {
-        kernel::error::tagged_members(&ProductProblem::of(self))
+        kernel_api::error::tagged_members(&ProductProblem::of(self))
     }
 }
 

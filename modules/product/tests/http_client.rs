@@ -1,6 +1,6 @@
-//! `HttpProductService` against the real product handlers (SQLite, the kernel's middleware
-//! and idempotency store as the application mounts them) on a local socket.
-#![cfg(feature = "client")]
+//! `HttpProductService` (product-api's `client` feature) against the real product handlers
+//! (SQLite, the kernel's middleware and idempotency store as the application mounts them) on
+//! a local socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -25,12 +25,12 @@ use kernel::{
     config::{AppEnv, AuthSettings, Settings},
     db::{Backend, Db},
     http::{
-        IfMatch,
         idempotency::{self, IdempotencyStore},
         middleware::request_context,
     },
     money::{Currency, Money},
     testing::TestDatabase,
+    version::ExpectedVersion,
 };
 use product::ProductSettings;
 use product_api::{
@@ -80,7 +80,7 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
         let hits = hits.clone();
         let (app, _) = App::new()
             .into_utoipa_app()
-            .app_data(web::Data::new(keys()))
+            .app_data(keys().authenticator())
             .app_data(products.clone())
             .app_data(idempotency.clone())
             .service(
@@ -270,7 +270,7 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
         .unwrap();
     assert_eq!(page.items, std::slice::from_ref(&created));
 
-    let stale = IfMatch::Tags(vec!["\"99\"".into()]);
+    let stale = ExpectedVersion::exactly(99);
     let patch = ProductChanges {
         stock: Some(9),
         ..Default::default()
@@ -282,11 +282,15 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
             .unwrap_err(),
         ProductError::PreconditionFailed
     ));
-    let current = IfMatch::Tags(vec![format!("\"{}\"", created.version)]);
+    let current = ExpectedVersion::exactly(created.version);
     let patched = admin.update(created.id, current, patch).await.unwrap();
     assert_eq!((patched.stock, patched.name.as_str()), (9, "One"));
     let replaced = admin
-        .update(created.id, IfMatch::Any, ProductChanges::from(input()))
+        .update(
+            created.id,
+            ExpectedVersion::Any,
+            ProductChanges::from(input()),
+        )
         .await
         .unwrap();
     assert_eq!(replaced.stock, 4);
@@ -299,7 +303,7 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
         admin
             .update(
                 created.id,
-                IfMatch::Absent,
+                ExpectedVersion::Any,
                 ProductChanges {
                     stock: Some(1),
                     ..Default::default()
@@ -313,7 +317,7 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
         }
     ));
     assert!(matches!(
-        admin.delete(created.id, IfMatch::Absent).await.unwrap_err(),
+        admin.delete(created.id, ExpectedVersion::Any).await.unwrap_err(),
         ProductError::HasReservations(p) if p == created.id
     ));
     let other = product(&n, "CAT-2", 1).await;
@@ -321,7 +325,7 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
         admin.delete(other, stale).await.unwrap_err(),
         ProductError::PreconditionFailed
     ));
-    admin.delete(other, IfMatch::Absent).await.unwrap();
+    admin.delete(other, ExpectedVersion::Any).await.unwrap();
     assert!(matches!(
         service.get(other).await.unwrap_err(),
         ProductError::NotFound(p) if p == other
