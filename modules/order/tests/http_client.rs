@@ -65,6 +65,8 @@ struct Neighbour {
     /// Requests that reached the order API, on any of the servers `serve` started.
     hits: Arc<AtomicUsize>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Problems whose prose the server replaced.
+    reworded: Arc<AtomicUsize>,
     _database: TestDatabase,
 }
 
@@ -82,6 +84,7 @@ fn neighbour() -> Neighbour {
         db,
         hits: Arc::default(),
         seen: Arc::default(),
+        reworded: Arc::default(),
         _database: database,
     }
 }
@@ -90,6 +93,7 @@ fn neighbour() -> Neighbour {
 async fn reword_problems(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    counter: Arc<AtomicUsize>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let response = next.call(req).await?;
     let is_problem = response
@@ -111,6 +115,7 @@ async fn reword_problems(
         ..problem
     };
     let response = head.set_body(serde_json::to_string(&reworded)?);
+    counter.fetch_add(1, Ordering::SeqCst);
     Ok(ServiceResponse::new(req, response.map_into_boxed_body()))
 }
 
@@ -118,9 +123,9 @@ async fn reword_problems(
 fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
     let orders = web::Data::from(n.orders.clone());
     let idempotency = web::Data::new(IdempotencyStore::new(n.db.clone(), SECRET.as_bytes()));
-    let (hits, seen) = (n.hits.clone(), n.seen.clone());
+    let (hits, seen, reworded) = (n.hits.clone(), n.seen.clone(), n.reworded.clone());
     let server = HttpServer::new(move || {
-        let (hits, seen) = (hits.clone(), seen.clone());
+        let (hits, seen, reworded) = (hits.clone(), seen.clone(), reworded.clone());
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(keys().authenticator())
@@ -132,21 +137,23 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
                     .configure(order::configure),
             )
             .split_for_parts();
-        app.wrap(from_fn(reword_problems))
-            .wrap(from_fn(request_context))
-            .wrap_fn(move |req, srv| {
-                hits.fetch_add(1, Ordering::SeqCst);
-                let caller = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(bearer_token)
-                    .and_then(|token| keys().verify(token).ok());
-                if let Some(claims) = caller {
-                    let keyed = req.headers().contains_key("idempotency-key");
-                    seen.lock().unwrap().push((claims.sub, claims.role, keyed));
-                }
-                srv.call(req)
-            })
+        app.wrap(from_fn(move |req, next| {
+            reword_problems(req, next, reworded.clone())
+        }))
+        .wrap(from_fn(request_context))
+        .wrap_fn(move |req, srv| {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let caller = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(bearer_token)
+                .and_then(|token| keys().verify(token).ok());
+            if let Some(claims) = caller {
+                let keyed = req.headers().contains_key("idempotency-key");
+                seen.lock().unwrap().push((claims.sub, claims.role, keyed));
+            }
+            srv.call(req)
+        })
     })
     .workers(1)
     .disable_signals()
@@ -316,6 +323,8 @@ async fn writes_act_as_the_user_and_errors_come_back_typed() {
         orders.transition(&root, missing, Transition::Cancel).await.unwrap_err(),
         OrderError::NotFound(o) if o == missing
     ));
+    // Every error above reached the client with its prose replaced.
+    assert_eq!(n.reworded.load(Ordering::SeqCst), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
