@@ -1,15 +1,61 @@
 //! Throwaway databases for tests (feature `testing`): a SQLite file in a temporary directory,
 //! or — when `TESSERA_TEST_DATABASE_URL` is set — a fresh PostgreSQL database created for
-//! one test and dropped after it. Tests never share a database.
+//! one test and dropped after it. Tests never share a database. And a module's API mounted
+//! as the application mounts it, for the tests of its HTTP client.
 
 use std::{io::Write, sync::Once};
 
+use actix_web::{
+    App,
+    body::BoxBody,
+    dev::{ServiceFactory, ServiceRequest, ServiceResponse},
+    middleware::from_fn,
+    web,
+};
 use anyhow::Context;
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 
-use crate::{config::DatabaseSettings, db::Backend};
+use crate::{
+    auth::JwtKeys,
+    config::DatabaseSettings,
+    db::Backend,
+    http::idempotency::{self, IdempotencyStore},
+};
 
 pub const POSTGRES_URL_VAR: &str = "TESSERA_TEST_DATABASE_URL";
+
+/// A module's API as the application mounts it, for the tests of the module's HTTP client:
+/// its handlers (`configure`) under `/api/v1` behind the idempotency middleware, with its
+/// service and `keys` (as the authenticator) as app data. Wrap it in
+/// [`request_context`](crate::http::middleware::request_context) as the application does.
+pub fn module_api<S: ?Sized + 'static>(
+    keys: JwtKeys,
+    idempotency: web::Data<IdempotencyStore>,
+    service: web::Data<S>,
+    configure: fn(&mut ServiceConfig),
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, _) = App::new()
+        .into_utoipa_app()
+        .app_data(keys.authenticator())
+        .app_data(service)
+        .app_data(idempotency)
+        .service(
+            scope::scope("/api/v1")
+                .wrap(from_fn(idempotency::idempotency))
+                .configure(configure),
+        )
+        .split_for_parts();
+    app
+}
 
 /// A database that lives as long as this value.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use std::{
 };
 
 use actix_web::{
-    App, HttpServer,
+    HttpServer,
     body::{self, BoxBody, MessageBody},
     dev::{ServerHandle, Service, ServiceRequest, ServiceResponse},
     http::header,
@@ -28,12 +28,9 @@ use kernel::{
     config::{AppEnv, AuthSettings, Settings},
     db::{Backend, Db},
     error::{PROBLEM_CONTENT_TYPE, Problem},
-    http::{
-        idempotency::{self, IdempotencyStore},
-        middleware::request_context,
-    },
+    http::{idempotency::IdempotencyStore, middleware::request_context},
     money::{Currency, Money},
-    testing::TestDatabase,
+    testing::{self, TestDatabase},
 };
 use order::{OrderModule, OrderSettings};
 use order_api::{
@@ -42,7 +39,6 @@ use order_api::{
 };
 use product::ProductSettings;
 use product_api::{NewProduct, ProductId, ProductInput, ProductService};
-use utoipa_actix_web::{AppExt, scope};
 
 const SECRET: &str = "order-client-tests";
 
@@ -126,17 +122,12 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
     let (hits, seen, reworded) = (n.hits.clone(), n.seen.clone(), n.reworded.clone());
     let server = HttpServer::new(move || {
         let (hits, seen, reworded) = (hits.clone(), seen.clone(), reworded.clone());
-        let (app, _) = App::new()
-            .into_utoipa_app()
-            .app_data(keys().authenticator())
-            .app_data(orders.clone())
-            .app_data(idempotency.clone())
-            .service(
-                scope::scope("/api/v1")
-                    .wrap(from_fn(idempotency::idempotency))
-                    .configure(order::configure),
-            )
-            .split_for_parts();
+        let app = testing::module_api(
+            keys(),
+            idempotency.clone(),
+            orders.clone(),
+            order::configure,
+        );
         app.wrap(from_fn(move |req, next| {
             reword_problems(req, next, reworded.clone())
         }))

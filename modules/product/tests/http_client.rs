@@ -3,6 +3,8 @@
 //! a local socket.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::{
     net::TcpListener,
     sync::{
@@ -13,7 +15,7 @@ use std::{
 };
 
 use actix_web::{
-    App, HttpServer,
+    HttpServer,
     dev::{ServerHandle, Service},
     middleware::from_fn,
     web,
@@ -24,21 +26,17 @@ use kernel::{
     client::{Auth, BreakerState, RemoteConfig},
     config::{AppEnv, AuthSettings, Settings},
     db::{Backend, Db},
-    http::{
-        idempotency::{self, IdempotencyStore},
-        middleware::request_context,
-    },
+    http::{idempotency::IdempotencyStore, middleware::request_context},
     money::{Currency, Money},
-    testing::TestDatabase,
+    testing::{self, TestDatabase},
     version::ExpectedVersion,
 };
 use product::ProductSettings;
 use product_api::{
     NewProduct, ProductChanges, ProductError, ProductId, ProductInput, ProductQuery,
-    ProductService, ReservationId, ReservationLine, ReservationLines, ReservationStatus,
-    client::HttpProductService,
+    ProductService, ReservationId, ReservationStatus, client::HttpProductService,
 };
-use utoipa_actix_web::{AppExt, scope};
+use support::{lines, product};
 
 const SECRET: &str = "product-client-tests";
 
@@ -78,17 +76,12 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
     let hits = n.hits.clone();
     let server = HttpServer::new(move || {
         let hits = hits.clone();
-        let (app, _) = App::new()
-            .into_utoipa_app()
-            .app_data(keys().authenticator())
-            .app_data(products.clone())
-            .app_data(idempotency.clone())
-            .service(
-                scope::scope("/api/v1")
-                    .wrap(from_fn(idempotency::idempotency))
-                    .configure(product::configure),
-            )
-            .split_for_parts();
+        let app = testing::module_api(
+            keys(),
+            idempotency.clone(),
+            products.clone(),
+            product::configure,
+        );
         app.wrap(from_fn(request_context)).wrap_fn(move |req, srv| {
             hits.fetch_add(1, Ordering::SeqCst);
             srv.call(req)
@@ -126,40 +119,11 @@ fn started(n: &Neighbour) -> (HttpProductService, ServerHandle, u16) {
     (client(port), handle, port)
 }
 
-/// Products are created in process (the admin's job); the client only reserves.
-async fn product(n: &Neighbour, sku: &str, stock: i64) -> ProductId {
-    let input = ProductInput {
-        sku: sku.into(),
-        name: format!("Product {sku}"),
-        description: String::new(),
-        price: Money::new(250, Currency::parse("EUR").unwrap()),
-        stock,
-    };
-    n.products
-        .create(NewProduct::try_from(input).unwrap())
-        .await
-        .unwrap()
-        .id
-}
-
-fn lines(items: &[(ProductId, i64)]) -> ReservationLines {
-    ReservationLines::parse(
-        items
-            .iter()
-            .map(|&(product_id, quantity)| ReservationLine {
-                product_id,
-                quantity,
-            })
-            .collect(),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserving_twice_with_one_id_over_http_reserves_once() {
     let n = neighbour();
     let (products, _server, port) = started(&n);
-    let id = product(&n, "TEA-1", 10).await;
+    let id = product(n.products.as_ref(), "TEA-1", 10).await;
     let rid = ReservationId::new();
     let first = products.reserve(rid, lines(&[(id, 3)])).await.unwrap();
     let again = products.reserve(rid, lines(&[(id, 3)])).await.unwrap();
@@ -201,8 +165,8 @@ async fn reserving_twice_with_one_id_over_http_reserves_once() {
 async fn insufficient_stock_and_unknown_products_map_back_to_their_variants() {
     let n = neighbour();
     let (products, _server, _) = started(&n);
-    let plenty = product(&n, "PLENTY", 5).await;
-    let scarce = product(&n, "SCARCE", 1).await;
+    let plenty = product(n.products.as_ref(), "PLENTY", 5).await;
+    let scarce = product(n.products.as_ref(), "SCARCE", 1).await;
     let err = products
         .reserve(ReservationId::new(), lines(&[(plenty, 2), (scarce, 2)]))
         .await
@@ -320,7 +284,7 @@ async fn the_catalog_commands_work_over_http_for_an_admin() {
         admin.delete(created.id, ExpectedVersion::Any).await.unwrap_err(),
         ProductError::HasReservations(p) if p == created.id
     ));
-    let other = product(&n, "CAT-2", 1).await;
+    let other = product(n.products.as_ref(), "CAT-2", 1).await;
     assert!(matches!(
         admin.delete(other, stale).await.unwrap_err(),
         ProductError::PreconditionFailed
@@ -352,7 +316,7 @@ async fn a_down_neighbour_opens_the_breaker_and_its_return_closes_it() {
     // A cooldown far longer than the open phase below takes, so that no call in it can be
     // the half-open probe.
     let products = client_with_cooldown(port, Duration::from_secs(3));
-    let id = product(&n, "UP-DOWN", 3).await;
+    let id = product(n.products.as_ref(), "UP-DOWN", 3).await;
     assert_eq!(products.get(id).await.unwrap().id, id);
 
     server.stop(true).await;
