@@ -1,4 +1,4 @@
-//! Events as the modules declare them: the [`Event`] trait, the [`event!`](crate::event)
+//! Events as the modules declare them: the [`Event`] trait, the [`event!`](crate::event!)
 //! macro that implements it, the CloudEvents-style [`Envelope`] they travel in, and the
 //! [`catalog`] that documents them. Publishing and delivery are the kernel's bus.
 

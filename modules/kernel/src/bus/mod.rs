@@ -33,7 +33,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use diesel::prelude::*;
-/// The event trait, envelope and catalog are [`kernel_api::event`]'s: modules declare their
+/// The event trait, envelope and catalog are [`kernel_api::event`](mod@kernel_api::event)'s: modules declare their
 /// events in their `-api` crates.
 pub use kernel_api::event::{Envelope, Event, catalog};
 use serde::{Deserialize, Serialize};
