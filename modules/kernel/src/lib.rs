@@ -22,3 +22,18 @@ pub mod testing;
 
 pub use kernel_api as api;
 pub use kernel_api::{event, money, time, typed_id, version};
+
+#[cfg(test)]
+mod tests {
+    crate::typed_id!(
+        /// The macro through the kernel's re-export, as implementation crates reach it.
+        WidgetId
+    );
+
+    #[test]
+    fn a_typed_id_made_through_the_kernel_reads_back() {
+        let id = WidgetId::new();
+        assert_eq!(id.to_string().parse::<WidgetId>().unwrap(), id);
+        assert_eq!(serde_json::to_value(id).unwrap(), id.0.to_string());
+    }
+}

@@ -35,14 +35,9 @@ struct Pinged {
     n: i64,
 }
 
-impl Event for Pinged {
-    const TYPE: &'static str = "test.pinged";
-    const SOURCE: &'static str = "test";
-    const SUMMARY: &'static str = "A test event.";
-    fn subject(&self) -> String {
-        self.subject.clone()
-    }
-}
+// Through the kernel's re-export, as an implementation crate would write it.
+kernel::event!(Pinged, "test.pinged", "test", "A test event.", |e| e
+    .subject);
 
 fn bus_settings() -> BusSettings {
     BusSettings {
