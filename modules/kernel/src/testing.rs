@@ -112,6 +112,60 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Runs each named `async fn` as two tests, `sqlite::<name>` and `postgres::<name>`; the
+/// PostgreSQL one does nothing when `TESSERA_TEST_DATABASE_URL` is unset (see
+/// [`TestDatabase::postgres`]).
+///
+/// - `on_both_backends!(a, b)`: each function takes the [`Backend`] and makes its own fixture.
+/// - `on_both_backends!(with fixture: a, b)`: each takes what `fixture(backend)` returns, an
+///   `Option` that is `None` only for an unconfigured PostgreSQL; `fixture` is a path from
+///   the calling module (`support::fixture`).
+#[macro_export]
+macro_rules! on_both_backends {
+    (with $fixture:path : $($name:ident),* $(,)?) => {
+        mod sqlite {
+            #[allow(unused_imports, reason = "unused when the fixture is named by an absolute path")]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($fixture($crate::db::Backend::Sqlite).unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports, reason = "unused when the fixture is named by an absolute path")]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(fixture) = $fixture($crate::db::Backend::Postgres) {
+                        super::$name(fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::db::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::db::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Every event in the outbox, oldest first.
 ///
 /// # Panics

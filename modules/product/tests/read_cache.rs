@@ -201,28 +201,7 @@ fn levels(answer: &Answer) -> (i64, i64, i64, i64) {
     )
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kernel::on_both_backends!(
     a_hit_answers_the_same_bytes_and_headers_as_a_miss,
     get_shows_a_patch_put_or_delete_at_once,
     get_shows_reservations_made_in_process_at_once,

@@ -447,33 +447,3 @@ pub fn contains_word(text: &str, secret: &str) -> bool {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .any(|word| word == secret)
 }
-
-/// Runs each named `async fn(Fixture)` as a test on SQLite and, when it is configured, on
-/// PostgreSQL.
-#[allow(unused_macros, reason = "each test binary uses a part of it")]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let f = super::support::fixture(kernel::db::Backend::Sqlite).unwrap();
-                    super::$name(f).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(f) = super::support::fixture(kernel::db::Backend::Postgres) {
-                        super::$name(f).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-#[allow(unused_imports, reason = "each test binary uses a part of it")]
-pub(crate) use on_both_backends;
