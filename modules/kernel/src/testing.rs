@@ -184,6 +184,54 @@ pub fn published_events(db: &crate::db::Db) -> Vec<crate::bus::Envelope> {
         .collect()
 }
 
+/// Runs one turn of `bus`'s relay on the blocking pool, as the real relay does; how many
+/// deliveries it attempted.
+///
+/// # Panics
+/// On database errors (tests only).
+#[allow(clippy::expect_used)]
+pub async fn deliver_once(bus: &crate::bus::Bus) -> usize {
+    let relay = bus.clone();
+    bus.db()
+        .run(move |conn| relay.relay_batch(conn, "test-relay"))
+        .await
+        .expect("a turn of the relay")
+}
+
+/// Runs `bus`'s relay until nothing is due.
+///
+/// # Panics
+/// On database errors (tests only).
+pub async fn deliver(bus: &crate::bus::Bus) {
+    while deliver_once(bus).await > 0 {}
+}
+
+/// JWT keys for tests: `secret`, the default issuer, five-minute tokens.
+pub fn jwt_keys(secret: &str) -> crate::auth::JwtKeys {
+    crate::auth::JwtKeys::new(&crate::config::AuthSettings {
+        jwt_secret: secret.to_owned(),
+        issuer: "tessera".to_owned(),
+        token_ttl_secs: 300,
+    })
+}
+
+/// The `Authorization` header of a request by `sub` with `role`, signed with `keys`.
+///
+/// # Panics
+/// When the token cannot be signed (tests only).
+#[allow(clippy::expect_used)]
+pub fn bearer(
+    keys: &crate::auth::JwtKeys,
+    sub: &str,
+    role: crate::auth::Role,
+) -> (actix_web::http::header::HeaderName, String) {
+    let token = keys.issue(sub, role, None).expect("sign a test token");
+    (
+        actix_web::http::header::AUTHORIZATION,
+        format!("Bearer {token}"),
+    )
+}
+
 /// `postgres://u@h:5432/test?x=1` with database `name` instead of `test`.
 fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

@@ -13,7 +13,7 @@ use kernel::{
     db::{Backend, Db},
     http::cursor,
     money::{Currency, Money},
-    testing::{TestDatabase, published_events},
+    testing::{self, TestDatabase, published_events},
 };
 use order::{OrderModule, OrderSettings};
 use order_api::{
@@ -90,18 +90,6 @@ impl Fixture {
             .collect();
         let order = NewOrder::try_from(CreateOrder { items }).unwrap();
         self.orders.place(who, order).await
-    }
-
-    /// Delivers the outbox to the subscribers until nothing is left.
-    async fn deliver(&self) {
-        let bus = self.bus.clone();
-        self.db
-            .run(move |conn| {
-                while bus.relay_batch(conn, "test")? > 0 {}
-                Ok::<_, anyhow::Error>(())
-            })
-            .await
-            .unwrap();
     }
 }
 
@@ -245,7 +233,7 @@ async fn cancelling_gives_the_stock_back(f: Fixture) {
         .transition(&admin(), order.id, Transition::Cancel)
         .await
         .unwrap();
-    f.deliver().await;
+    testing::deliver(&f.bus).await;
     assert_eq!(f.available(&tea).await, 10);
     let product = f.products.get(tea.id).await.unwrap();
     assert_eq!((product.stock, product.reserved), (10, 0));

@@ -23,10 +23,10 @@ use diesel::RunQueryDsl;
 use kernel::{
     auth::{JwtKeys, Role},
     bus::{self, Bus},
-    config::{AppEnv, AuthSettings, Settings},
+    config::{AppEnv, Settings},
     db::{Backend, Db},
     money::{Currency, Money},
-    testing::TestDatabase,
+    testing::{self, TestDatabase},
 };
 use order_api::{
     OrderId,
@@ -48,11 +48,7 @@ struct Fixture {
 }
 
 fn keys() -> JwtKeys {
-    JwtKeys::new(&AuthSettings {
-        jwt_secret: "product-read-cache-tests".into(),
-        issuer: "tessera".into(),
-        token_ttl_secs: 300,
-    })
+    testing::jwt_keys("product-read-cache-tests")
 }
 
 /// The product module wired as the binary wires it: its service and its saga subscribers

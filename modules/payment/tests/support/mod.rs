@@ -385,15 +385,12 @@ pub async fn cancel(f: &Fixture, order_id: OrderId, refund: bool) {
 /// One turn of the relay, on the blocking pool as the real one does; how many deliveries it
 /// attempted.
 pub async fn deliver_once(f: &Fixture) -> usize {
-    let bus = f.bus.clone();
-    f.db.run(move |conn| bus.relay_batch(conn, "test-relay"))
-        .await
-        .unwrap()
+    kernel::testing::deliver_once(&f.bus).await
 }
 
 /// Runs the relay until nothing is due.
 pub async fn deliver(f: &Fixture) {
-    while deliver_once(f).await > 0 {}
+    kernel::testing::deliver(&f.bus).await;
 }
 
 #[derive(QueryableByName)]
