@@ -13,7 +13,7 @@ use contract_api::{
 };
 use kernel::{
     auth::{Principal, Role},
-    db::DbConnection,
+    db::BlockingStore,
 };
 use serde_json::Value;
 
@@ -98,19 +98,6 @@ fn check_executable(actor: &Principal, row: &ContractRow) -> Result<(), Contract
 }
 
 impl LocalContracts {
-    async fn run<T, F>(&self, work: F) -> Result<T, ContractError>
-    where
-        F: FnOnce(&Store, &mut DbConnection) -> Result<T, ContractError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let store = self.store.clone();
-        self.store
-            .bus
-            .db()
-            .run(move |conn| work(&store, conn))
-            .await
-    }
-
     fn now(&self) -> chrono::NaiveDateTime {
         tick(&self.clock).naive_utc()
     }
@@ -125,7 +112,7 @@ impl LocalContracts {
         actor: &Principal,
         id: ContractId,
     ) -> Result<ContractRow, ContractError> {
-        let row = self.run(move |s, c| s.get(c, id)).await?;
+        let row = self.store.run(move |s, c| s.get(c, id)).await?;
         if may_read(actor, &row)? {
             Ok(row)
         } else {
@@ -145,7 +132,7 @@ impl ContractService for LocalContracts {
         require_admin(actor)?;
         let draft = Draft::parse(draft, &self.settings).map_err(ContractError::Invalid)?;
         let now = self.now();
-        self.run(move |s, c| s.create(c, &draft, now)).await
+        self.store.run(move |s, c| s.create(c, &draft, now)).await
     }
 
     #[tracing::instrument(name = "contract.list", skip_all, fields(role = %actor.role, limit = query.limit))]
@@ -161,7 +148,8 @@ impl ContractService for LocalContracts {
                 next: None,
             });
         }
-        self.run(move |s, c| s.list(c, &query, party.as_deref()))
+        self.store
+            .run(move |s, c| s.list(c, &query, party.as_deref()))
             .await
     }
 
@@ -180,20 +168,22 @@ impl ContractService for LocalContracts {
         require_admin(actor)?;
         let changes = Changes::parse(patch, &self.settings).map_err(ContractError::Invalid)?;
         let now = self.now();
-        self.run(move |s, c| s.update(c, id, &changes, now)).await
+        self.store
+            .run(move |s, c| s.update(c, id, &changes, now))
+            .await
     }
 
     #[tracing::instrument(name = "contract.delete", skip(self, actor), fields(role = %actor.role))]
     async fn delete(&self, actor: &Principal, id: ContractId) -> Result<(), ContractError> {
         require_admin(actor)?;
-        self.run(move |s, c| s.delete(c, id)).await
+        self.store.run(move |s, c| s.delete(c, id)).await
     }
 
     #[tracing::instrument(name = "contract.deploy", skip(self, actor), fields(role = %actor.role))]
     async fn deploy(&self, actor: &Principal, id: ContractId) -> Result<Contract, ContractError> {
         require_admin(actor)?;
         let now = self.now();
-        self.run(move |s, c| s.deploy(c, id, now)).await
+        self.store.run(move |s, c| s.deploy(c, id, now)).await
     }
 
     #[tracing::instrument(name = "contract.terminate", skip(self, actor), fields(role = %actor.role))]
@@ -204,7 +194,7 @@ impl ContractService for LocalContracts {
     ) -> Result<Contract, ContractError> {
         require_admin(actor)?;
         let now = self.now();
-        self.run(move |s, c| s.terminate(c, id, now)).await
+        self.store.run(move |s, c| s.terminate(c, id, now)).await
     }
 
     #[tracing::instrument(
@@ -228,7 +218,7 @@ impl ContractService for LocalContracts {
         let input_text = Arc::new(input_text);
         let caller = Caller::from(actor);
         for _ in 0..MAX_ATTEMPTS {
-            let row = self.run(move |s, c| s.get(c, id)).await?;
+            let row = self.store.run(move |s, c| s.get(c, id)).await?;
             check_executable(actor, &row)?;
             let bindings = Bindings {
                 input: input.clone(),
@@ -246,6 +236,7 @@ impl ContractService for LocalContracts {
                     .map_err(ContractError::Evaluation)?;
             let (input_text, caller) = (input_text.clone(), caller.clone());
             let appended = self
+                .store
                 .run(move |s, c| {
                     s.bus.write(c, |tx| {
                         s.append(tx, &row, &input_text, &outcome, &caller, now)
@@ -271,7 +262,9 @@ impl ContractService for LocalContracts {
         query: ExecutionQuery,
     ) -> Result<ExecutionPage, ContractError> {
         self.readable(actor, id).await?;
-        self.run(move |s, c| s.list_executions(c, id, &query)).await
+        self.store
+            .run(move |s, c| s.list_executions(c, id, &query))
+            .await
     }
 
     #[tracing::instrument(name = "contract.get_execution", skip(self, actor), fields(role = %actor.role))]
@@ -282,7 +275,8 @@ impl ContractService for LocalContracts {
         execution: ExecutionId,
     ) -> Result<Execution, ContractError> {
         self.readable(actor, id).await?;
-        self.run(move |s, c| s.get_execution(c, id, execution))
+        self.store
+            .run(move |s, c| s.get_execution(c, id, execution))
             .await
     }
 
@@ -293,7 +287,7 @@ impl ContractService for LocalContracts {
         id: ContractId,
     ) -> Result<LedgerVerification, ContractError> {
         let row = self.readable(actor, id).await?;
-        let verification = self.run(move |s, c| s.verify(c, &row)).await?;
+        let verification = self.store.run(move |s, c| s.verify(c, &row)).await?;
         if !verification.valid {
             tracing::warn!(
                 contract_id = %id,

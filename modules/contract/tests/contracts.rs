@@ -23,28 +23,7 @@ use serde_json::{Value, json};
 use support::*;
 use utoipa::ToSchema;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kernel::on_both_backends!(
     a_counter_carries_its_state_from_one_execution_to_the_next,
     the_same_input_state_and_now_give_the_same_output_and_hash,
     an_edited_ledger_entry_is_found_at_its_seq,

@@ -6,31 +6,24 @@ mod support;
 
 use actix_web::{
     App,
-    body::MessageBody,
-    dev::ServiceResponse,
     http::{StatusCode, header},
     test as actix_test, web,
 };
 use contract::ContractSettings;
 use kernel::{
     auth::{JwtKeys, Role},
-    config::AuthSettings,
+    testing,
 };
 use serde_json::{Value, json};
 use support::*;
 use utoipa_actix_web::{AppExt, scope};
 
 fn keys() -> JwtKeys {
-    JwtKeys::new(&AuthSettings {
-        jwt_secret: "contract-http-tests".into(),
-        issuer: "tessera".into(),
-        token_ttl_secs: 300,
-    })
+    testing::jwt_keys("contract-http-tests")
 }
 
 fn bearer(sub: &str, role: Role) -> (header::HeaderName, String) {
-    let token = keys().issue(sub, role, None).unwrap();
-    (header::AUTHORIZATION, format!("Bearer {token}"))
+    testing::bearer(&keys(), sub, role)
 }
 
 macro_rules! app {
@@ -43,11 +36,6 @@ macro_rules! app {
             .split_for_parts();
         actix_test::init_service(app).await
     }};
-}
-
-async fn json_of(response: ServiceResponse<impl MessageBody>) -> Value {
-    let body = actix_test::read_body(response).await;
-    serde_json::from_slice(&body).unwrap()
 }
 
 fn post(uri: &str, who: Option<(&str, Role)>, body: &Value) -> actix_test::TestRequest {
@@ -69,7 +57,7 @@ async fn a_contract_is_created_deployed_and_executed_over_http() {
     let created =
         actix_test::call_service(&app, post("/api/v1/contracts", ADMIN, &body).to_request()).await;
     assert_eq!(created.status(), StatusCode::CREATED);
-    let contract = json_of(created).await;
+    let contract = actix_test::read_body_json::<Value, _>(created).await;
     assert_eq!(contract["status"], "draft");
     let id = contract["id"].as_str().unwrap().to_owned();
 
@@ -84,7 +72,7 @@ async fn a_contract_is_created_deployed_and_executed_over_http() {
     )
     .await;
     assert_eq!(deployed.status(), StatusCode::OK);
-    let deployed = json_of(deployed).await;
+    let deployed = actix_test::read_body_json::<Value, _>(deployed).await;
     assert_eq!(deployed["status"], "deployed");
     assert_eq!(deployed["version"], 1);
     assert_eq!(deployed["code_sha256"].as_str().unwrap().len(), 64);
@@ -95,7 +83,7 @@ async fn a_contract_is_created_deployed_and_executed_over_http() {
     )
     .await;
     assert_eq!(ran.status(), StatusCode::CREATED);
-    let execution = json_of(ran).await;
+    let execution = actix_test::read_body_json::<Value, _>(ran).await;
     assert_eq!(execution["seq"], 1);
     assert_eq!(execution["output"], json!({"awarded": 30}));
     assert_eq!(execution["state"], json!({"points": 30}));
@@ -121,7 +109,7 @@ async fn a_contract_is_created_deployed_and_executed_over_http() {
     )
     .await;
     assert_eq!(verify.status(), StatusCode::OK);
-    let verify = json_of(verify).await;
+    let verify = actix_test::read_body_json::<Value, _>(verify).await;
     assert_eq!(verify["valid"], true);
     assert_eq!(verify["length"], 1);
     assert_eq!(verify["head"], execution["hash"]);
@@ -135,7 +123,7 @@ async fn a_contract_is_created_deployed_and_executed_over_http() {
             .to_request(),
     )
     .await;
-    let listed = json_of(listed).await;
+    let listed = actix_test::read_body_json::<Value, _>(listed).await;
     assert_eq!(listed["items"][0]["id"], execution["id"]);
     assert_eq!(listed["next"], Value::Null);
 }
@@ -148,7 +136,7 @@ async fn a_syntax_error_is_a_422_naming_code_with_line_and_column() {
     let response =
         actix_test::call_service(&app, post("/api/v1/contracts", ADMIN, &body).to_request()).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let problem = json_of(response).await;
+    let problem = actix_test::read_body_json::<Value, _>(response).await;
     assert_eq!(problem["errors"][0]["field"], "code");
     let message = problem["errors"][0]["message"].as_str().unwrap();
     assert!(
@@ -231,7 +219,7 @@ async fn bounds_answer_413_for_input_and_422_for_evaluation() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let problem = json_of(response).await;
+    let problem = actix_test::read_body_json::<Value, _>(response).await;
     assert!(
         problem["detail"].as_str().unwrap().contains("50 ms"),
         "{problem}"

@@ -158,6 +158,60 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Runs each named `async fn` as two tests, `sqlite::<name>` and `postgres::<name>`; the
+/// PostgreSQL one does nothing when `TESSERA_TEST_DATABASE_URL` is unset (see
+/// [`TestDatabase::postgres`]).
+///
+/// - `on_both_backends!(a, b)`: each function takes the [`Backend`] and makes its own fixture.
+/// - `on_both_backends!(with fixture: a, b)`: each takes what `fixture(backend)` returns, an
+///   `Option` that is `None` only for an unconfigured PostgreSQL; `fixture` is a path from
+///   the calling module (`support::fixture`).
+#[macro_export]
+macro_rules! on_both_backends {
+    (with $fixture:path : $($name:ident),* $(,)?) => {
+        mod sqlite {
+            #[allow(unused_imports, reason = "unused when the fixture is named by an absolute path")]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($fixture($crate::db::Backend::Sqlite).unwrap()).await;
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports, reason = "unused when the fixture is named by an absolute path")]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(fixture) = $fixture($crate::db::Backend::Postgres) {
+                        super::$name(fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::db::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::db::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 /// Every event in the outbox, oldest first.
 ///
 /// # Panics
@@ -174,6 +228,54 @@ pub fn published_events(db: &crate::db::Db) -> Vec<crate::bus::Envelope> {
         .into_iter()
         .map(|row| row.into_envelope().expect("a well-formed event"))
         .collect()
+}
+
+/// Runs one turn of `bus`'s relay on the blocking pool, as the real relay does; how many
+/// deliveries it attempted.
+///
+/// # Panics
+/// On database errors (tests only).
+#[allow(clippy::expect_used)]
+pub async fn deliver_once(bus: &crate::bus::Bus) -> usize {
+    let relay = bus.clone();
+    bus.db()
+        .run(move |conn| relay.relay_batch(conn, "test-relay"))
+        .await
+        .expect("a turn of the relay")
+}
+
+/// Runs `bus`'s relay until nothing is due.
+///
+/// # Panics
+/// On database errors (tests only).
+pub async fn deliver(bus: &crate::bus::Bus) {
+    while deliver_once(bus).await > 0 {}
+}
+
+/// JWT keys for tests: `secret`, the default issuer, five-minute tokens.
+pub fn jwt_keys(secret: &str) -> crate::auth::JwtKeys {
+    crate::auth::JwtKeys::new(&crate::config::AuthSettings {
+        jwt_secret: secret.to_owned(),
+        issuer: "tessera".to_owned(),
+        token_ttl_secs: 300,
+    })
+}
+
+/// The `Authorization` header of a request by `sub` with `role`, signed with `keys`.
+///
+/// # Panics
+/// When the token cannot be signed (tests only).
+#[allow(clippy::expect_used)]
+pub fn bearer(
+    keys: &crate::auth::JwtKeys,
+    sub: &str,
+    role: crate::auth::Role,
+) -> (actix_web::http::header::HeaderName, String) {
+    let token = keys.issue(sub, role, None).expect("sign a test token");
+    (
+        actix_web::http::header::AUTHORIZATION,
+        format!("Bearer {token}"),
+    )
 }
 
 /// `postgres://u@h:5432/test?x=1` with database `name` instead of `test`.

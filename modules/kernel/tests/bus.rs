@@ -185,30 +185,8 @@ fn statuses(db: &Db) -> Vec<(String, String, i32)> {
     .collect()
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::env(kernel::db::Backend::Sqlite).unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(env) = super::env(kernel::db::Backend::Postgres) {
-                        super::$name(env).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kernel::on_both_backends!(
+    with env:
     a_rolled_back_transaction_publishes_nothing,
     a_subscriber_that_fails_twice_then_succeeds_is_applied_once,
     a_subscriber_that_always_fails_ends_failed_and_a_replay_succeeds,

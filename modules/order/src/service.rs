@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kernel::{
     auth::{Principal, Role},
-    db::{DbConnection, retry_on_conflict},
+    db::BlockingStore,
     money::Money,
 };
 use order_api::{
@@ -33,30 +33,6 @@ impl std::fmt::Debug for LocalOrders {
 }
 
 impl LocalOrders {
-    async fn run<T, F>(&self, work: F) -> Result<T, OrderError>
-    where
-        F: FnOnce(&Store, &mut DbConnection) -> Result<T, OrderError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let store = self.store.clone();
-        self.store
-            .bus
-            .db()
-            .run(move |conn| work(&store, conn))
-            .await
-    }
-
-    /// [`Self::run`] for a write: a transaction that loses a lock conflict to a concurrent
-    /// one (a deadlock, a serialization failure) runs again instead of failing the caller.
-    async fn write<T, F>(&self, mut work: F) -> Result<T, OrderError>
-    where
-        F: FnMut(&Store, &mut DbConnection) -> Result<T, OrderError> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.run(move |store, conn| retry_on_conflict(conn, |conn| work(store, conn)))
-            .await
-    }
-
     /// Snapshots each line's price and name from the catalog.
     async fn price(&self, order: &NewOrder) -> Result<(Vec<OrderItem>, Money), OrderError> {
         let mut items = Vec::with_capacity(order.items().len());
@@ -140,7 +116,9 @@ impl OrderService for LocalOrders {
             expires_at,
         };
         let d = draft.clone();
-        self.write(move |s, c| s.insert_reserving(c, &d)).await?;
+        self.store
+            .write(move |s, c| s.insert_reserving(c, &d))
+            .await?;
         let lines = ReservationLines::parse(
             draft
                 .items
@@ -162,7 +140,7 @@ impl OrderService for LocalOrders {
                 ProductError::InsufficientStock { .. } | ProductError::NotFound(_)
             );
             if definite {
-                self.write(move |s, c| s.discard(c, id)).await?;
+                self.store.write(move |s, c| s.discard(c, id)).await?;
             }
             return Err(match e {
                 ProductError::InsufficientStock {
@@ -185,12 +163,15 @@ impl OrderService for LocalOrders {
                 other => product_failure(other),
             });
         }
-        self.write(move |s, c| s.confirm_placed(c, id)).await
+        self.store.write(move |s, c| s.confirm_placed(c, id)).await
     }
 
     #[tracing::instrument(name = "order.get", skip(self, actor))]
     async fn get(&self, actor: &Principal, id: OrderId) -> Result<Order, OrderError> {
-        let order = self.run(move |_, c| crate::store::load(c, id)).await?;
+        let order = self
+            .store
+            .run(move |_, c| crate::store::load(c, id))
+            .await?;
         if may_see(actor, &order) {
             Ok(order)
         } else {
@@ -207,7 +188,7 @@ impl OrderService for LocalOrders {
         if actor.role == Role::Customer {
             query.customer = Some(actor.sub.clone());
         }
-        self.run(move |s, c| s.list(c, &query)).await
+        self.store.run(move |s, c| s.list(c, &query)).await
     }
 
     #[tracing::instrument(name = "order.transition", skip(self, actor))]
@@ -235,7 +216,8 @@ impl OrderService for LocalOrders {
                 action: transition.verb(),
             })?;
         let reason = (to == OrderStatus::Cancelled).then(|| format!("cancelled by {}", actor.sub));
-        self.write(move |s, c| s.change_status(c, &order, to, reason.clone()))
+        self.store
+            .write(move |s, c| s.change_status(c, &order, to, reason.clone()))
             .await
     }
 }

@@ -4,7 +4,7 @@
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use kernel::db::DbConnection;
+use kernel::db::{DbConnection, KeysetPage};
 use patient_api::{
     AccessContext, AuditAction, AuditEntry, AuditEntryId, AuditPage, PageQuery, PatientError,
     PatientId,
@@ -104,19 +104,13 @@ impl Store {
             }
             let rows: Vec<AuditRow> = q
                 .order_by(patient_audit::id.desc())
-                .limit(i64::from(page.limit) + 1)
+                .limit(KeysetPage::<AuditRow>::fetch(page.limit))
                 .select(AuditRow::as_select())
                 .load(tx.conn())
                 .context("read the audit trail")?;
-            let has_more = rows.len() > page.limit as usize;
-            let items = rows
-                .into_iter()
-                .take(page.limit as usize)
-                .map(AuditRow::into_entry)
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let next = has_more
-                .then(|| items.last().map(|e| PageQuery::cursor_after(e.id.0)))
-                .flatten();
+            let (items, next) = KeysetPage::of(rows, page.limit)
+                .try_map(AuditRow::into_entry)?
+                .finish(|e| PageQuery::cursor_after(e.id.0));
             append(
                 tx.conn(),
                 access,

@@ -6,7 +6,7 @@
 use anyhow::{Context, anyhow};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use kernel::{db::DbConnection, error::FieldError};
+use kernel::db::{DbConnection, KeysetPage};
 use patient_api::{
     AccessContext, AuditAction, Diagnosis, DiagnosisId, DiagnosisPage, DiagnosisStatus,
     NewDiagnosis, NewTreatment, PageQuery, PatientError, PatientId, Period, Treatment, TreatmentId,
@@ -16,6 +16,7 @@ use patient_api::{
 
 use crate::{
     audit,
+    domain::{self, diagnosis_resource, page_suffix, treatment_resource},
     schema::{patient_diagnoses, patient_treatments},
     store::{Store, load_live, lock_live},
 };
@@ -53,22 +54,6 @@ fn diagnosis_context(id: &str, column: &str) -> String {
 
 fn treatment_context(id: &str, column: &str) -> String {
     format!("patient_treatments/{id}/{column}")
-}
-
-fn diagnosis_resource(patient: PatientId, id: DiagnosisId) -> String {
-    format!("Patient/{patient}/Diagnosis/{id}")
-}
-
-fn treatment_resource(patient: PatientId, id: TreatmentId) -> String {
-    format!("Patient/{patient}/Treatment/{id}")
-}
-
-/// The `limit` and cursor of a page, for the audit log.
-fn page_suffix(page: PageQuery) -> String {
-    match page.before {
-        Some(before) => format!("?limit={}&before={before}", page.limit),
-        None => format!("?limit={}", page.limit),
-    }
 }
 
 impl Store {
@@ -183,19 +168,13 @@ impl Store {
             }
             let rows: Vec<DiagnosisRow> = q
                 .order_by(patient_diagnoses::id.desc())
-                .limit(i64::from(page.limit) + 1)
+                .limit(KeysetPage::<DiagnosisRow>::fetch(page.limit))
                 .select(DiagnosisRow::as_select())
                 .load(tx.conn())
                 .context("list diagnoses")?;
-            let has_more = rows.len() > page.limit as usize;
-            let items = rows
-                .into_iter()
-                .take(page.limit as usize)
-                .map(|row| self.open_diagnosis(row))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let next = has_more
-                .then(|| items.last().map(|d| PageQuery::cursor_after(d.id.0)))
-                .flatten();
+            let (items, next) = KeysetPage::of(rows, page.limit)
+                .try_map(|row| self.open_diagnosis(row))?
+                .finish(|d| PageQuery::cursor_after(d.id.0));
             audit::append(
                 tx.conn(),
                 access,
@@ -267,12 +246,8 @@ impl Store {
                     .first(tx.conn())
                     .optional()
                     .context("look up the treated diagnosis")?;
-                if owner != Some(patient.to_string()) {
-                    return Err(PatientError::Invalid(vec![FieldError::new(
-                        "diagnosis_id",
-                        "is not a diagnosis of this patient",
-                    )]));
-                }
+                let owner = owner.and_then(|id| id.parse().ok());
+                domain::check_treated_diagnosis(owner, patient)?;
             }
             diesel::insert_into(patient_treatments::table)
                 .values(&row)
@@ -312,19 +287,13 @@ impl Store {
             }
             let rows: Vec<TreatmentRow> = q
                 .order_by(patient_treatments::id.desc())
-                .limit(i64::from(page.limit) + 1)
+                .limit(KeysetPage::<TreatmentRow>::fetch(page.limit))
                 .select(TreatmentRow::as_select())
                 .load(tx.conn())
                 .context("list treatments")?;
-            let has_more = rows.len() > page.limit as usize;
-            let items = rows
-                .into_iter()
-                .take(page.limit as usize)
-                .map(|row| self.open_treatment(row))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let next = has_more
-                .then(|| items.last().map(|t| PageQuery::cursor_after(t.id.0)))
-                .flatten();
+            let (items, next) = KeysetPage::of(rows, page.limit)
+                .try_map(|row| self.open_treatment(row))?
+                .finish(|t| PageQuery::cursor_after(t.id.0));
             audit::append(
                 tx.conn(),
                 access,

@@ -11,6 +11,7 @@
 mod audit;
 mod clinical;
 mod crypto;
+mod domain;
 mod http;
 mod schema;
 mod service;

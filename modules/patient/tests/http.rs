@@ -19,25 +19,20 @@ use actix_web::{
 };
 use kernel::{
     auth::{JwtKeys, Role},
-    config::AuthSettings,
     db::Backend,
     http::middleware,
+    testing,
 };
 use serde_json::{Value, json};
 use support::*;
 use utoipa_actix_web::{AppExt, scope};
 
 fn keys() -> JwtKeys {
-    JwtKeys::new(&AuthSettings {
-        jwt_secret: "patient-http-tests".into(),
-        issuer: "tessera".into(),
-        token_ttl_secs: 300,
-    })
+    testing::jwt_keys("patient-http-tests")
 }
 
 fn bearer(role: Role) -> (header::HeaderName, String) {
-    let token = keys().issue(&format!("test-{role}"), role, None).unwrap();
-    (header::AUTHORIZATION, format!("Bearer {token}"))
+    testing::bearer(&keys(), &format!("test-{role}"), role)
 }
 
 /// The patient handlers under `/api/v1`, as the application mounts them, behind the

@@ -25,9 +25,9 @@ use actix_web::{
 };
 use kernel::{
     auth::{JwtKeys, Role},
-    config::AuthSettings,
     db::Backend,
     http::middleware,
+    testing,
 };
 use serde_json::json;
 use support::*;
@@ -84,16 +84,11 @@ impl Subscriber for Capture {
 }
 
 fn keys() -> JwtKeys {
-    JwtKeys::new(&AuthSettings {
-        jwt_secret: "patient-logging-tests".into(),
-        issuer: "tessera".into(),
-        token_ttl_secs: 300,
-    })
+    testing::jwt_keys("patient-logging-tests")
 }
 
 fn bearer(role: Role) -> (header::HeaderName, String) {
-    let token = keys().issue(&format!("test-{role}"), role, None).unwrap();
-    (header::AUTHORIZATION, format!("Bearer {token}"))
+    testing::bearer(&keys(), &format!("test-{role}"), role)
 }
 
 macro_rules! app {

@@ -14,7 +14,7 @@ use patient_api::{
 };
 use support::*;
 
-on_both_backends!(
+kernel::on_both_backends!(
     personal_data_is_stored_only_encrypted_and_searchable_only_through_keyed_hashes,
     values_encrypted_under_a_retired_key_still_decrypt_after_rotation,
     patients_are_found_by_exact_identifier_and_by_family_name_in_any_case,

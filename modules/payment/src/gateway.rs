@@ -8,12 +8,9 @@
 
 use anyhow::{Context, anyhow};
 use async_trait::async_trait;
-use diesel::{
-    prelude::*,
-    result::{DatabaseErrorKind, Error as DieselError},
-};
+use diesel::{prelude::*, result::Error as DieselError};
 use kernel::{
-    db::{Db, DbConnection, write_tx},
+    db::{Db, DbConnection, is_unique_violation, write_tx},
     money::Money,
 };
 use payment_api::{
@@ -61,12 +58,8 @@ impl SimulatedGateway {
                     Ok(stands) => Ok(stands),
                     // Two calls with one key at once (PostgreSQL): the other one was first.
                     Err(e)
-                        if e.downcast_ref::<DieselError>().is_some_and(|e| {
-                            matches!(
-                                e,
-                                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-                            )
-                        }) =>
+                        if e.downcast_ref::<DieselError>()
+                            .is_some_and(is_unique_violation) =>
                     {
                         find(conn, &op.idempotency_key)?
                             .ok_or_else(|| anyhow!("gateway operation vanished"))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kernel::{
     auth::{Principal, Role},
-    db::DbConnection,
+    db::BlockingStore,
     error::FieldError,
 };
 use order_api::{OrderError, OrderId, OrderService, OrderStatus};
@@ -97,6 +97,7 @@ impl LocalPayments {
         // Only the brand and last four digits cross into the store; the card stays here.
         let (brand, last4) = (card.brand(), card.last4().to_owned());
         let started = self
+            .store
             .run(move |s, c| s.start(c, &order, brand, &last4))
             .await?;
         tracing::Span::current().record("payment_id", tracing::field::display(started.id));
@@ -125,26 +126,14 @@ impl LocalPayments {
             }
         };
         let id = started.id;
-        self.run(move |s, c| s.settle(c, id, &settlement))
+        self.store
+            .run(move |s, c| s.settle(c, id, &settlement))
             .await
             .inspect_err(|e| {
                 // The charge happened (or not) but is not recorded: the payment stays
                 // `processing` until reconciliation asks the gateway.
                 tracing::error!(error = ?e, "a settled charge could not be recorded");
             })
-    }
-
-    async fn run<T, F>(&self, work: F) -> Result<T, PaymentError>
-    where
-        F: FnOnce(&Store, &mut DbConnection) -> Result<T, PaymentError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let store = self.store.clone();
-        self.store
-            .bus
-            .db()
-            .run(move |conn| work(&store, conn))
-            .await
     }
 }
 
@@ -177,7 +166,7 @@ impl PaymentService for LocalPayments {
 
     #[tracing::instrument(name = "payment.get", skip(self, actor), fields(role = %actor.role))]
     async fn get(&self, actor: &Principal, id: PaymentId) -> Result<Payment, PaymentError> {
-        let payment = self.run(move |s, c| s.get(c, id)).await?;
+        let payment = self.store.run(move |s, c| s.get(c, id)).await?;
         if sees_everything(actor) || payment.customer == actor.sub {
             Ok(payment)
         } else {
@@ -196,7 +185,8 @@ impl PaymentService for LocalPayments {
         query: PaymentQuery,
     ) -> Result<PaymentPage, PaymentError> {
         let customer = (!sees_everything(actor)).then(|| actor.sub.clone());
-        self.run(move |s, c| s.list(c, &query, customer.as_deref()))
+        self.store
+            .run(move |s, c| s.list(c, &query, customer.as_deref()))
             .await
     }
 
@@ -211,6 +201,7 @@ impl PaymentService for LocalPayments {
         let this = self.clone();
         let work = async move {
             let refund = this
+                .store
                 .run(move |s, c| s.reserve_refund(c, id, amount))
                 .await?;
             this.refunder.execute(refund, id).await?.ok_or_else(|| {

@@ -5,13 +5,10 @@
 
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
-use diesel::{
-    prelude::*,
-    result::{DatabaseErrorKind, Error as DieselError},
-};
+use diesel::prelude::*;
 use kernel::{
     bus::Bus,
-    db::{DbConnection, MultiBackend},
+    db::{BlockingStore, Db, DbConnection, KeysetPage, MultiBackend, is_unique_violation},
     money::{Currency, Money},
 };
 use order_api::Order;
@@ -89,13 +86,6 @@ pub(crate) enum Settlement {
     Failed { code: String },
 }
 
-fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(
-        e,
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
-    )
-}
-
 pub(crate) fn load(conn: &mut DbConnection, id: PaymentId) -> Result<PaymentRow, PaymentError> {
     payments::table
         .find(id.to_string())
@@ -104,6 +94,12 @@ pub(crate) fn load(conn: &mut DbConnection, id: PaymentId) -> Result<PaymentRow,
         .optional()
         .context("load payment")?
         .ok_or(PaymentError::NotFound(id))
+}
+
+impl BlockingStore for Store {
+    fn db(&self) -> &Db {
+        self.bus.db()
+    }
 }
 
 impl Store {
@@ -225,19 +221,13 @@ impl Store {
         }
         let rows: Vec<PaymentRow> = q
             .order_by(payments::id.desc())
-            .limit(i64::from(query.limit) + 1)
+            .limit(KeysetPage::<PaymentRow>::fetch(query.limit))
             .select(PaymentRow::as_select())
             .load(conn)
             .context("list payments")?;
-        let has_more = rows.len() > query.limit as usize;
-        let items = rows
-            .into_iter()
-            .take(query.limit as usize)
-            .map(PaymentRow::into_payment)
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let next = has_more
-            .then(|| items.last().map(|p| PaymentQuery::cursor_after(p.id)))
-            .flatten();
+        let (items, next) = KeysetPage::of(rows, query.limit)
+            .try_map(PaymentRow::into_payment)?
+            .finish(|p| PaymentQuery::cursor_after(p.id));
         Ok(PaymentPage { items, next })
     }
 

@@ -22,7 +22,8 @@ use payment_api::{
 };
 use support::*;
 
-on_both_backends!(
+kernel::on_both_backends!(
+    with support::fixture:
     a_charge_interrupted_after_the_gateway_captured_ends_succeeded,
     a_charge_interrupted_before_the_gateway_ends_failed_and_the_order_is_payable_again,
     refunds_interrupted_by_a_crash_are_settled_from_the_gateways_record,

@@ -7,14 +7,12 @@ mod support;
 
 use actix_web::{
     App,
-    body::MessageBody,
-    dev::ServiceResponse,
     http::{StatusCode, header},
     test as actix_test, web,
 };
 use kernel::{
     auth::{JwtKeys, Role},
-    config::AuthSettings,
+    testing,
 };
 use order_api::{OrderId, OrderStatus};
 use serde_json::{Value, json};
@@ -22,16 +20,11 @@ use support::*;
 use utoipa_actix_web::{AppExt, scope};
 
 fn keys() -> JwtKeys {
-    JwtKeys::new(&AuthSettings {
-        jwt_secret: "payment-http-tests".into(),
-        issuer: "tessera".into(),
-        token_ttl_secs: 300,
-    })
+    testing::jwt_keys("payment-http-tests")
 }
 
 fn bearer(sub: &str, role: Role) -> (header::HeaderName, String) {
-    let token = keys().issue(sub, role, None).unwrap();
-    (header::AUTHORIZATION, format!("Bearer {token}"))
+    testing::bearer(&keys(), sub, role)
 }
 
 fn alice() -> (header::HeaderName, String) {
@@ -63,11 +56,6 @@ fn pay_body(order: OrderId, number: &str) -> Value {
     })
 }
 
-async fn json_of(response: ServiceResponse<impl MessageBody>) -> Value {
-    let body = actix_test::read_body(response).await;
-    serde_json::from_slice(&body).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paying_answers_201_with_the_payment_and_its_location() {
     let f = fixture(kernel::db::Backend::Sqlite).unwrap();
@@ -85,7 +73,7 @@ async fn paying_answers_201_with_the_payment_and_its_location() {
     assert_eq!(response.status(), StatusCode::CREATED);
     let location = response.headers().get(header::LOCATION).unwrap();
     let location = location.to_str().unwrap().to_owned();
-    let payment = json_of(response).await;
+    let payment = actix_test::read_body_json::<Value, _>(response).await;
     assert_eq!(
         location,
         format!("/api/v1/payments/{}", payment["id"].as_str().unwrap())
@@ -109,7 +97,10 @@ async fn paying_answers_201_with_the_payment_and_its_location() {
     )
     .await;
     assert_eq!(fetched.status(), StatusCode::OK);
-    assert_eq!(json_of(fetched).await, payment);
+    assert_eq!(
+        actix_test::read_body_json::<Value, _>(fetched).await,
+        payment
+    );
 
     let listed = actix_test::call_service(
         &app,
@@ -121,7 +112,7 @@ async fn paying_answers_201_with_the_payment_and_its_location() {
     .await;
     assert_eq!(listed.status(), StatusCode::OK);
     assert_eq!(
-        json_of(listed).await,
+        actix_test::read_body_json::<Value, _>(listed).await,
         json!({"items": [payment], "next": null})
     );
 }
@@ -141,7 +132,7 @@ async fn a_declined_card_is_still_201_with_a_failed_payment() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let payment = json_of(response).await;
+    let payment = actix_test::read_body_json::<Value, _>(response).await;
     assert_eq!(payment["status"], "failed");
     assert_eq!(payment["failure_code"], "card_declined");
 }
@@ -165,7 +156,7 @@ async fn a_bad_card_is_422_naming_each_card_field() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let problem = json_of(response).await;
+    let problem = actix_test::read_body_json::<Value, _>(response).await;
     let fields: Vec<&str> = problem["errors"]
         .as_array()
         .unwrap()
@@ -225,7 +216,7 @@ async fn admins_refund_and_over_refunds_conflict() {
     };
     let response = actix_test::call_service(&app, refund(400)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let body = json_of(response).await;
+    let body = actix_test::read_body_json::<Value, _>(response).await;
     assert_eq!(
         (body["status"].as_str(), body["refunded"].as_i64()),
         (Some("partially_refunded"), Some(400))
@@ -235,7 +226,10 @@ async fn admins_refund_and_over_refunds_conflict() {
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let response = actix_test::call_service(&app, refund(0)).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(json_of(response).await["errors"][0]["field"], "amount");
+    assert_eq!(
+        actix_test::read_body_json::<Value, _>(response).await["errors"][0]["field"],
+        "amount"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,7 +256,7 @@ async fn another_customers_payment_is_not_found_and_bad_listing_params_are_422()
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let problem = json_of(response).await;
+    let problem = actix_test::read_body_json::<Value, _>(response).await;
     assert_eq!(problem["errors"].as_array().unwrap().len(), 2);
 }
 

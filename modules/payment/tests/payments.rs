@@ -19,7 +19,8 @@ use payment_api::{
 };
 use support::*;
 
-on_both_backends!(
+kernel::on_both_backends!(
+    with support::fixture:
     a_good_card_captures_the_orders_total,
     a_declined_card_fails_the_payment_and_leaves_the_order_payable,
     insufficient_funds_is_recorded_as_the_failure_code,

@@ -57,31 +57,8 @@ async fn product(f: &Fixture, sku: &str, stock: i64) -> ProductId {
 
 use support::lines;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let f = super::fixture(kernel::db::Backend::Sqlite).unwrap();
-                    super::$name(f).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(f) = super::fixture(kernel::db::Backend::Postgres) {
-                        super::$name(f).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kernel::on_both_backends!(
+    with fixture:
     concurrent_reservations_never_take_available_below_zero,
     a_reservation_takes_all_lines_or_none,
     retrying_a_reservation_does_not_reserve_twice,

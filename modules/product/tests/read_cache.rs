@@ -23,10 +23,10 @@ use diesel::RunQueryDsl;
 use kernel::{
     auth::{JwtKeys, Role},
     bus::{self, Bus},
-    config::{AppEnv, AuthSettings, Settings},
+    config::{AppEnv, Settings},
     db::{Backend, Db},
     money::{Currency, Money},
-    testing::TestDatabase,
+    testing::{self, TestDatabase},
 };
 use order_api::{
     OrderId,
@@ -48,11 +48,7 @@ struct Fixture {
 }
 
 fn keys() -> JwtKeys {
-    JwtKeys::new(&AuthSettings {
-        jwt_secret: "product-read-cache-tests".into(),
-        issuer: "tessera".into(),
-        token_ttl_secs: 300,
-    })
+    testing::jwt_keys("product-read-cache-tests")
 }
 
 /// The product module wired as the binary wires it: its service and its saga subscribers
@@ -201,28 +197,7 @@ fn levels(answer: &Answer) -> (i64, i64, i64, i64) {
     )
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+kernel::on_both_backends!(
     a_hit_answers_the_same_bytes_and_headers_as_a_miss,
     get_shows_a_patch_put_or_delete_at_once,
     get_shows_reservations_made_in_process_at_once,

@@ -87,30 +87,7 @@ async fn commit_delivery(f: &Fixture) -> Delivery {
     .unwrap()
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::fixture(kernel::db::Backend::Sqlite).unwrap()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    if let Some(f) = super::fixture(kernel::db::Backend::Postgres) {
-                        super::$name(f).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(a_commit_after_the_release_is_skipped_and_announced);
+kernel::on_both_backends!(with fixture: a_commit_after_the_release_is_skipped_and_announced);
 
 async fn a_commit_after_the_release_is_skipped_and_announced(f: Fixture) {
     let tea = support::product(f.products.as_ref(), "TEA", 10).await;

@@ -130,13 +130,10 @@ pub fn tamper(f: &Fixture, id: ContractId, seq: i64, column: &str, value: &str) 
 
 /// One turn of the relay, on the blocking pool as the real one does.
 pub async fn deliver_once(f: &Fixture) -> usize {
-    let bus = f.bus.clone();
-    f.db.run(move |conn| bus.relay_batch(conn, "test-relay"))
-        .await
-        .unwrap()
+    kernel::testing::deliver_once(&f.bus).await
 }
 
 /// Runs the relay until nothing is due.
 pub async fn deliver(f: &Fixture) {
-    while deliver_once(f).await > 0 {}
+    kernel::testing::deliver(&f.bus).await;
 }

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     auth::{AdminOnly, Authorized},
-    db::write_tx,
+    db::{KeysetPage, write_tx},
     error::{ApiError, ErrorKind, FieldError},
     http::{
         Query, cursor,
@@ -195,14 +195,10 @@ async fn list_events(
                 query = query.bind::<Text, _>(status.as_str());
             }
             let rows: Vec<SummaryRow> = query
-                .bind::<BigInt, _>(i64::from(limit) + 1)
+                .bind::<BigInt, _>(KeysetPage::<SummaryRow>::fetch(limit))
                 .load(conn)
                 .context("list events")?;
-            let has_more = rows.len() > limit as usize;
-            let rows: Vec<SummaryRow> = rows.into_iter().take(limit as usize).collect();
-            let next = has_more
-                .then(|| rows.last().map(|r| cursor::encode(&r.seq)))
-                .flatten();
+            let (rows, next) = KeysetPage::of(rows, limit).finish(|r| cursor::encode(&r.seq));
             let items = rows
                 .into_iter()
                 .map(|r| {

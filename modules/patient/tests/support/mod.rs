@@ -249,28 +249,3 @@ pub fn assert_no_personal_data(what: &str, text: &str) {
         "{what} contains the family name"
     );
 }
-
-/// Runs each named test once on SQLite and once on PostgreSQL. Each test takes the
-/// backend and makes its own fixture, which is `None` (the test returns) for PostgreSQL when
-/// `TESSERA_TEST_DATABASE_URL` is unset.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    super::$name(kernel::db::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}

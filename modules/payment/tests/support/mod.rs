@@ -385,15 +385,12 @@ pub async fn cancel(f: &Fixture, order_id: OrderId, refund: bool) {
 /// One turn of the relay, on the blocking pool as the real one does; how many deliveries it
 /// attempted.
 pub async fn deliver_once(f: &Fixture) -> usize {
-    let bus = f.bus.clone();
-    f.db.run(move |conn| bus.relay_batch(conn, "test-relay"))
-        .await
-        .unwrap()
+    kernel::testing::deliver_once(&f.bus).await
 }
 
 /// Runs the relay until nothing is due.
 pub async fn deliver(f: &Fixture) {
-    while deliver_once(f).await > 0 {}
+    kernel::testing::deliver(&f.bus).await;
 }
 
 #[derive(QueryableByName)]
@@ -447,33 +444,3 @@ pub fn contains_word(text: &str, secret: &str) -> bool {
     text.split(|c: char| !c.is_ascii_alphanumeric())
         .any(|word| word == secret)
 }
-
-/// Runs each named `async fn(Fixture)` as a test on SQLite and, when it is configured, on
-/// PostgreSQL.
-#[allow(unused_macros, reason = "each test binary uses a part of it")]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let f = super::support::fixture(kernel::db::Backend::Sqlite).unwrap();
-                    super::$name(f).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    if let Some(f) = super::support::fixture(kernel::db::Backend::Postgres) {
-                        super::$name(f).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-#[allow(unused_imports, reason = "each test binary uses a part of it")]
-pub(crate) use on_both_backends;

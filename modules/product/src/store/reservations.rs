@@ -1,0 +1,241 @@
+//! Holding stock for an order: a reservation takes every line's units all-or-nothing, each
+//! with one conditional statement, and the same reservation id asked again returns the
+//! first answer instead of holding twice.
+
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use diesel::{prelude::*, result::Error as DieselError};
+use kernel::db::{DbConnection, is_unique_violation};
+use product_api::{
+    Product, ProductError, Reservation, ReservationId, ReservationLine, ReservationLines,
+    ReservationStatus, events::InventoryReserved,
+};
+
+use super::{Store, load};
+use crate::schema::{
+    product_reservation_lines as lines, product_reservations as reservations, products,
+};
+
+/// PostgreSQL advisory lock taken first by every transaction that moves stock (reserve,
+/// commit, release), so they cannot deadlock on product rows. Each of them locks its own
+/// products in id order, but the relay delivers a batch of commits and releases in one
+/// transaction, whose products, over the batch, come in any order: a reservation holding
+/// product A and waiting for B deadlocked with a batch holding B and wanting A (the victim
+/// then waited a second for the deadlock detector). Stock moves are short, and on SQLite
+/// they are serialized by its single writer anyway.
+const INVENTORY_LOCK: i64 = 0x0069_6e76_656e_746f;
+
+/// Takes [`INVENTORY_LOCK`] until the end of the transaction (PostgreSQL; SQLite's writer
+/// lock already holds everything).
+pub(super) fn lock_inventory(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(INVENTORY_LOCK)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = reservations)]
+struct ReservationRow {
+    id: String,
+    status: String,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = lines)]
+struct LineRow {
+    reservation_id: String,
+    product_id: String,
+    quantity: i64,
+}
+
+pub(super) fn load_reservation(
+    conn: &mut DbConnection,
+    id: ReservationId,
+) -> Result<Option<Reservation>, ProductError> {
+    let key = id.to_string();
+    let Some(row) = reservations::table
+        .find(&key)
+        .select(ReservationRow::as_select())
+        .first(conn)
+        .optional()
+        .context("load reservation")?
+    else {
+        return Ok(None);
+    };
+    let line_rows: Vec<LineRow> = lines::table
+        .filter(lines::reservation_id.eq(&key))
+        .order_by(lines::product_id.asc())
+        .select(LineRow::as_select())
+        .load(conn)
+        .context("load reservation lines")?;
+    let lines = line_rows
+        .into_iter()
+        .map(|l| {
+            Ok(ReservationLine {
+                product_id: l
+                    .product_id
+                    .parse()
+                    .context("corrupt product id in reservation")?,
+                quantity: l.quantity,
+            })
+        })
+        .collect::<Result<Vec<_>, ProductError>>()?;
+    Ok(Some(Reservation {
+        id,
+        status: ReservationStatus::parse(&row.status).map_err(anyhow::Error::msg)?,
+        lines,
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+    }))
+}
+
+/// The same id again returns what was reserved the first time, so a retried call never
+/// reserves twice.
+fn existing_reservation(
+    conn: &mut DbConnection,
+    id: ReservationId,
+    wanted: &ReservationLines,
+) -> Result<Option<Reservation>, ProductError> {
+    match load_reservation(conn, id)? {
+        Some(r) if r.lines == wanted.lines() => Ok(Some(r)),
+        Some(_) => Err(ProductError::ReservationConflict(id)),
+        None => Ok(None),
+    }
+}
+
+impl Store {
+    pub(crate) fn reserve(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+        wanted: &ReservationLines,
+    ) -> Result<Reservation, ProductError> {
+        if let Some(done) = existing_reservation(conn, id, wanted)? {
+            return Ok(done);
+        }
+        let now = kernel::time::now();
+        let outcome = self.bus.write(conn, |tx| {
+            lock_inventory(tx.conn())?;
+            // Inserting the reservation first makes a concurrent call with the same id fail on
+            // the primary key instead of reserving a second time.
+            diesel::insert_into(reservations::table)
+                .values(&ReservationRow {
+                    id: id.to_string(),
+                    status: ReservationStatus::Active.as_str().to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                })
+                .execute(tx.conn())?;
+            let mut touched = Vec::with_capacity(wanted.lines().len());
+            for line in wanted.lines() {
+                let product = take_stock(tx.conn(), line, now)?;
+                touched.push((product.id, product.version));
+                diesel::insert_into(lines::table)
+                    .values(&LineRow {
+                        reservation_id: id.to_string(),
+                        product_id: line.product_id.to_string(),
+                        quantity: line.quantity,
+                    })
+                    .execute(tx.conn())?;
+                self.check_stock_low(tx, &product, product.available + line.quantity)?;
+            }
+            tx.publish(&InventoryReserved {
+                reservation_id: id,
+                lines: wanted.lines().to_vec(),
+            })?;
+            Ok::<_, ReserveError>(touched)
+        });
+        match outcome {
+            Ok(touched) => {
+                self.committed(&touched);
+                load_reservation(conn, id)?
+                    .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into())
+            }
+            Err(ReserveError::Db(e)) if is_unique_violation(&e) => {
+                existing_reservation(conn, id, wanted)?.ok_or_else(|| {
+                    anyhow::anyhow!("reservation {id} conflicted but is absent").into()
+                })
+            }
+            Err(ReserveError::Db(e)) => Err(anyhow::Error::new(e).context("reserve stock").into()),
+            Err(ReserveError::Product(e)) => Err(e),
+        }
+    }
+
+    pub(crate) fn release(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+    ) -> Result<Reservation, ProductError> {
+        self.close_reservation(conn, id, ReservationStatus::Released)
+    }
+
+    pub(crate) fn commit(
+        &self,
+        conn: &mut DbConnection,
+        id: ReservationId,
+    ) -> Result<Reservation, ProductError> {
+        self.close_reservation(conn, id, ReservationStatus::Committed)
+    }
+}
+
+/// Inside `reserve`: diesel errors stay inspectable (a unique violation means "already
+/// reserved") until the transaction is over.
+#[derive(Debug)]
+enum ReserveError {
+    Db(DieselError),
+    Product(ProductError),
+}
+
+impl From<DieselError> for ReserveError {
+    fn from(e: DieselError) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<ProductError> for ReserveError {
+    fn from(e: ProductError) -> Self {
+        Self::Product(e)
+    }
+}
+
+impl From<anyhow::Error> for ReserveError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Product(e.into())
+    }
+}
+
+/// Holds `line.quantity` units if that many are available — one atomic statement, so two
+/// concurrent reservations can never both take the last unit. Returns the product after.
+fn take_stock(
+    conn: &mut DbConnection,
+    line: &ReservationLine,
+    now: NaiveDateTime,
+) -> Result<Product, ReserveError> {
+    let pid = line.product_id.to_string();
+    let held = diesel::update(
+        products::table
+            .find(&pid)
+            .filter((products::stock - products::reserved).ge(line.quantity)),
+    )
+    .set((
+        products::reserved.eq(products::reserved + line.quantity),
+        products::version.eq(products::version + 1),
+        products::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    let current = load(conn, line.product_id)?;
+    if held == 1 {
+        return Ok(current.into_product()?);
+    }
+    Err(ProductError::InsufficientStock {
+        product_id: line.product_id,
+        requested: line.quantity,
+        available: current.stock - current.reserved,
+    }
+    .into())
+}
