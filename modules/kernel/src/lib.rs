@@ -1,5 +1,6 @@
 //! Tessera's shared kernel: configuration, the database pool and migrations runner,
-//! problem+json errors, JWT auth, HTTP helpers and telemetry. It holds no business rules;
+//! problem+json errors, JWT auth, HTTP helpers, telemetry and the module contract
+//! ([`module::Module`]). It holds no business rules;
 //! modules depend on it and on each other's `-api` crates only.
 
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod metrics;
+pub mod module;
 pub mod money;
 pub mod telemetry;
 #[doc(hidden)]
