@@ -11,10 +11,11 @@ use actix_web::{
     http::{StatusCode, header},
     test as actix_test, web,
 };
-use contract::ContractSettings;
+use contract::{ContractModule, ContractSettings};
 use kernel::{
     auth::{JwtKeys, Role},
     config::AuthSettings,
+    module::Module,
 };
 use serde_json::{Value, json};
 use support::*;
@@ -39,7 +40,7 @@ macro_rules! app {
             .into_utoipa_app()
             .app_data(web::Data::new(keys()))
             .app_data(web::Data::from($f.contracts.clone()))
-            .service(scope::scope("/api/v1").configure(contract::configure))
+            .service(scope::scope("/api/v1").configure(ContractModule::mount))
             .split_for_parts();
         actix_test::init_service(app).await
     }};

@@ -28,7 +28,9 @@ use kernel::{
     config::AuthSettings,
     db::Backend,
     http::middleware,
+    module::Module,
 };
+use patient::PatientModule;
 use serde_json::json;
 use support::*;
 use tracing::{
@@ -102,7 +104,7 @@ macro_rules! app {
             .into_utoipa_app()
             .app_data(web::Data::new(keys()))
             .app_data(web::Data::from($patients))
-            .service(scope::scope("/api/v1").configure(patient::configure))
+            .service(scope::scope("/api/v1").configure(PatientModule::mount))
             .split_for_parts();
         actix_test::init_service(app.wrap(from_fn(middleware::request_context))).await
     }};

@@ -15,8 +15,10 @@ use actix_web::{
 use kernel::{
     auth::{JwtKeys, Role},
     config::AuthSettings,
+    module::Module,
 };
 use order_api::{OrderId, OrderStatus};
+use payment::PaymentModule;
 use serde_json::{Value, json};
 use support::*;
 use utoipa_actix_web::{AppExt, scope};
@@ -50,7 +52,7 @@ macro_rules! app {
             .into_utoipa_app()
             .app_data(web::Data::new(keys()))
             .app_data(web::Data::from($f.payments.clone()))
-            .service(scope::scope("/api/v1").configure(payment::configure))
+            .service(scope::scope("/api/v1").configure(PaymentModule::mount))
             .split_for_parts();
         actix_test::init_service(app).await
     }};
@@ -270,7 +272,7 @@ async fn another_customers_payment_is_not_found_and_bad_listing_params_are_422()
 fn the_openapi_document_describes_every_operation() {
     let (_, api) = App::new()
         .into_utoipa_app()
-        .service(scope::scope("/api/v1").configure(payment::configure))
+        .service(scope::scope("/api/v1").configure(PaymentModule::mount))
         .split_for_parts();
     let doc = serde_json::to_value(&api).unwrap();
     let operation = |path: &str, method: &str| doc["paths"][path][method].clone();

@@ -22,7 +22,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
+    sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, Instant},
 };
 
@@ -32,8 +32,7 @@ use actix_web::{
     web::Bytes,
 };
 use anyhow::Context;
-use kernel::bus::Bus;
-use product_api::{Product, ProductError, ProductId};
+use product_api::{Product, ProductError, ProductId, ProductService};
 
 /// Independent locks, so hits on different products do not share one.
 const SHARDS: usize = 16;
@@ -158,31 +157,24 @@ impl ReadCache {
         })))
     }
 
-    /// The cache of `bus` in this process, made on first use. The binary builds the service
-    /// and the saga subscribers in separate calls (`product::service`,
-    /// `product::subscribers`); both must reach one cache, or a saga's write would not
-    /// invalidate what the handlers serve. The first caller's settings win.
-    pub(crate) fn shared(bus: &Bus, ttl: Duration, capacity: usize) -> Self {
-        static SHARED: Mutex<Vec<(usize, Weak<Shards>)>> = Mutex::new(Vec::new());
-        let fresh = Self::new(ttl, capacity);
-        let Some(made) = &fresh.0 else {
-            return fresh;
-        };
-        // The bus's database handle lives in the bus's shared state, so its address names the
-        // bus while the bus lives; and whoever holds a cache holds its bus too (a `Store` has
-        // both), so a live entry's address cannot have been reused by another bus.
-        let key = std::ptr::from_ref(bus.db()).addr();
-        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.retain(|(_, cache)| cache.strong_count() > 0);
-        if let Some(existing) = shared
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, cache)| cache.upgrade())
-        {
-            return Self(Some(existing));
+    /// The `GET /products/{id}` response: from the cache, else read through `products` (the
+    /// service of the module that owns this cache, whose writes invalidate it) and cached.
+    ///
+    /// # Errors
+    /// As [`ProductService::get`]; [`ProductError::NotFound`] is never cached.
+    pub(crate) async fn response(
+        &self,
+        products: &dyn ProductService,
+        id: ProductId,
+    ) -> Result<Ready, ProductError> {
+        if let Some(hit) = self.get(id) {
+            return Ok(hit);
         }
-        shared.push((key, Arc::downgrade(made)));
-        fresh
+        let ticket = self.ticket(id);
+        let product = products.get(id).await?;
+        let ready = Ready::of(&product)?;
+        self.insert(id, ticket, &ready);
+        Ok(ready)
     }
 
     /// The ready response of `id`, unless absent or expired.

@@ -25,6 +25,7 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, AuthSettings, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     money::{Currency, Money},
     testing::TestDatabase,
 };
@@ -32,7 +33,7 @@ use order_api::{
     OrderId,
     events::{OrderCancelled, OrderPaid},
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{ProductId, ProductService, ReservationId};
 use serde_json::{Value, json};
 use utoipa_actix_web::{AppExt, scope};
@@ -40,6 +41,7 @@ use utoipa_actix_web::{AppExt, scope};
 const LONG_TTL_MS: u64 = 60_000;
 
 struct Fixture {
+    module: ProductModule,
     products: Arc<dyn ProductService>,
     bus: Bus,
     db: Db,
@@ -55,8 +57,8 @@ fn keys() -> JwtKeys {
     })
 }
 
-/// The product module wired as the binary wires it: its service and its saga subscribers
-/// are built by separate calls, on one bus.
+/// The product module wired as the binary wires it: one module, whose service, saga
+/// subscribers and handlers share its read cache.
 fn fixture(backend: Backend, cache_ttl_ms: u64) -> Option<Fixture> {
     let database = TestDatabase::new(backend)?;
     let db = Db::connect(&database.settings()).unwrap();
@@ -66,11 +68,20 @@ fn fixture(backend: Backend, cache_ttl_ms: u64) -> Option<Fixture> {
         cache_ttl_ms,
         ..ProductSettings::default()
     };
-    for subscriber in product::subscribers(bus.clone(), &settings) {
+    let module = ProductModule::new(
+        Context {
+            bus: bus.clone(),
+            settings,
+        },
+        (),
+    )
+    .unwrap();
+    for subscriber in module.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }
     Some(Fixture {
-        products: product::service(bus.clone(), &settings),
+        products: module.service(),
+        module,
         bus,
         db,
         keys: keys(),
@@ -85,8 +96,7 @@ async fn app(
     let (app, _) = App::new()
         .into_utoipa_app()
         .app_data(web::Data::new(keys()))
-        .app_data(web::Data::from(f.products.clone()))
-        .service(scope::scope("/api/v1").configure(product::configure))
+        .service(scope::scope("/api/v1").configure(|cfg| f.module.routes(cfg)))
         .split_for_parts();
     test::init_service(app).await
 }

@@ -4,6 +4,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod events;
+mod neighbour;
 mod problem;
 
 use std::fmt;

@@ -29,10 +29,11 @@ use kernel::{
         idempotency::{self, IdempotencyStore},
         middleware::request_context,
     },
+    module::{Context, Module},
     money::{Currency, Money},
     testing::TestDatabase,
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{
     NewProduct, ProductChanges, ProductError, ProductId, ProductInput, ProductQuery,
     ProductService, ReservationId, ReservationLine, ReservationLines, ReservationStatus,
@@ -51,6 +52,7 @@ fn keys() -> JwtKeys {
 }
 
 struct Neighbour {
+    module: ProductModule,
     products: Arc<dyn ProductService>,
     db: Db,
     /// Requests that reached the product API, on any of the servers `serve` started.
@@ -63,8 +65,11 @@ fn neighbour() -> Neighbour {
     let db = Db::connect(&database.settings()).unwrap();
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS]).unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
+    let settings = ProductSettings::default();
+    let module = ProductModule::new(Context { bus, settings }, ()).unwrap();
     Neighbour {
-        products: product::service(bus, &ProductSettings::default()),
+        products: module.service(),
+        module,
         db,
         hits: Arc::default(),
         _database: database,
@@ -73,7 +78,7 @@ fn neighbour() -> Neighbour {
 
 /// Serves the product API on `listener` as the application mounts it.
 fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
-    let products = web::Data::from(n.products.clone());
+    let module = n.module.clone();
     let idempotency = web::Data::new(IdempotencyStore::new(n.db.clone(), SECRET.as_bytes()));
     let hits = n.hits.clone();
     let server = HttpServer::new(move || {
@@ -81,12 +86,11 @@ fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(web::Data::new(keys()))
-            .app_data(products.clone())
             .app_data(idempotency.clone())
             .service(
                 scope::scope("/api/v1")
                     .wrap(from_fn(idempotency::idempotency))
-                    .configure(product::configure),
+                    .configure(|cfg| module.routes(cfg)),
             )
             .split_for_parts();
         app.wrap(from_fn(request_context)).wrap_fn(move |req, srv| {
