@@ -33,12 +33,7 @@ pub(crate) struct Wiring {
 /// Builds every built-in module, each with its neighbours.
 pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
     let plugs = modules::plugs();
-    let mut neighbourhood = Neighbourhood {
-        settings,
-        keys: JwtKeys::new(&settings.auth),
-        built_in: plugs.iter().map(Plug::name).collect(),
-        services: HashMap::new(),
-    };
+    let mut neighbourhood = Neighbourhood::new(settings, plugs.iter().map(Plug::name).collect());
     let mut wiring = Wiring::default();
     for plug in &plugs {
         let module = plug.build(settings, bus, &mut neighbourhood)?;
@@ -59,6 +54,17 @@ struct Neighbourhood<'a> {
     built_in: Vec<&'static str>,
     /// Each built module's service (`Arc<dyn XService>` as `Any`), by the trait's `TypeId`.
     services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl<'a> Neighbourhood<'a> {
+    fn new(settings: &'a Settings, built_in: Vec<&'static str>) -> Self {
+        Self {
+            settings,
+            keys: JwtKeys::new(&settings.auth),
+            built_in,
+            services: HashMap::new(),
+        }
+    }
 }
 
 impl Resolve for Neighbourhood<'_> {
@@ -170,12 +176,7 @@ mod tests {
     #[test]
     fn a_neighbour_is_the_built_in_service_else_its_url_is_asked_for() {
         let mut settings = Settings::defaults(AppEnv::Test).unwrap();
-        let mut neighbourhood = Neighbourhood {
-            settings: &settings,
-            keys: JwtKeys::new(&settings.auth),
-            built_in: vec!["audit"],
-            services: HashMap::new(),
-        };
+        let mut neighbourhood = Neighbourhood::new(&settings, vec!["audit"]);
         let error = resolve(&mut neighbourhood).err().unwrap();
         assert_eq!(
             format!("{error:#}"),
@@ -200,12 +201,7 @@ mod tests {
             "ledger".into(),
             serde_json::json!({"url": "http://ledger:8080"}),
         );
-        let mut remote = Neighbourhood {
-            settings: &settings,
-            keys: JwtKeys::new(&settings.auth),
-            built_in: vec!["audit"],
-            services: HashMap::new(),
-        };
+        let mut remote = Neighbourhood::new(&settings, vec!["audit"]);
         let error = resolve(&mut remote).err().unwrap();
         assert!(
             format!("{error:#}").contains("no HTTP client of Ledger"),

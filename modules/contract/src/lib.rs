@@ -88,20 +88,14 @@ impl std::fmt::Debug for ContractModule {
 
 impl Module for ContractModule {
     const NAME: &'static str = "contract";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Deterministic contracts in CEL with a hash-chained ledger",
+    }];
     type Settings = ContractSettings;
     type Neighbours = ();
     type Service = dyn ContractService;
-
-    fn migrations() -> &'static Migrations {
-        &MIGRATIONS
-    }
-
-    fn tags() -> &'static [Tag] {
-        &[Tag {
-            name: http::TAG,
-            description: "Deterministic contracts in CEL with a hash-chained ledger",
-        }]
-    }
 
     fn mount(cfg: &mut ServiceConfig<'_>) {
         http::configure(cfg);
@@ -112,7 +106,7 @@ impl Module for ContractModule {
     }
 
     fn consumers() -> Vec<ConsumerDoc> {
-        subscribers::consumer_docs()
+        subscribers::consumers()
     }
 
     /// Loads the trigger event types of the deployed contracts (the migrations must have run).

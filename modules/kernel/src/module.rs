@@ -55,12 +55,19 @@ pub struct Context<S> {
     pub settings: S,
 }
 
-/// A module of Tessera. The associated functions are static facts (the binary prints the
-/// OpenAPI document, the event catalog and the module map, and migrates, from them alone);
-/// the methods belong to a module built with [`Module::new`].
+/// A module of Tessera. The associated consts and functions are static facts (the binary
+/// prints the OpenAPI document, the event catalog and the module map, and migrates, from them
+/// alone); the methods belong to a module built with [`Module::new`].
 pub trait Module: Sized + Send + Sync + 'static {
     /// Its name: the cargo feature, the `[modules.<name>]` section, the event source.
     const NAME: &'static str;
+    /// Its tables, for both backends.
+    const MIGRATIONS: &'static Migrations;
+    /// The OpenAPI tags of its operations (name and description), in the order shown.
+    const TAGS: &'static [Tag];
+    /// Path prefixes whose request and response bodies hold personal data: the idempotency
+    /// store (which keeps bodies in plaintext) must not see them.
+    const PRIVATE_PATHS: &'static [&'static str] = &[];
     /// Its `[modules.<name>]` section (`url` aside, which is the binary's).
     type Settings: DeserializeOwned;
     /// The other modules' traits it calls, declared with [`neighbours!`](crate::neighbours);
@@ -68,12 +75,6 @@ pub trait Module: Sized + Send + Sync + 'static {
     type Neighbours: Neighbours;
     /// The trait other modules and its own handlers call (`dyn ProductService`).
     type Service: ?Sized + Send + Sync + 'static;
-
-    /// Its tables, for both backends.
-    fn migrations() -> &'static Migrations;
-
-    /// The OpenAPI tags of its operations (name and description), in the order shown.
-    fn tags() -> &'static [Tag];
 
     /// Mounts its handlers (the binary puts them under `/api/v1`). Documentation uses this
     /// alone; a running module mounts through [`Module::routes`].
@@ -85,12 +86,6 @@ pub trait Module: Sized + Send + Sync + 'static {
     /// What its [`Module::subscribers`] consume, for the event catalog.
     fn consumers() -> Vec<ConsumerDoc> {
         Vec::new()
-    }
-
-    /// Path prefixes whose request and response bodies hold personal data: the idempotency
-    /// store (which keeps bodies in plaintext) must not see them.
-    fn private_paths() -> &'static [&'static str] {
-        &[]
     }
 
     /// Start-up checks of its settings for `env` (e.g. no development keys in production),
@@ -177,13 +172,13 @@ type BuildFn = fn(&Settings, &Bus, &mut dyn Resolve) -> anyhow::Result<Arc<dyn L
 #[derive(Clone, Copy)]
 pub struct Plug {
     name: &'static str,
-    migrations: fn() -> &'static Migrations,
-    tags: fn() -> &'static [Tag],
+    migrations: &'static Migrations,
+    tags: &'static [Tag],
     mount: fn(&mut ServiceConfig<'_>),
     events: fn() -> Vec<EventDoc>,
     consumers: fn() -> Vec<ConsumerDoc>,
     calls: fn() -> Vec<Call>,
-    private_paths: fn() -> &'static [&'static str],
+    private_paths: &'static [&'static str],
     check: fn(&Settings) -> anyhow::Result<()>,
     build: BuildFn,
 }
@@ -200,13 +195,13 @@ impl Plug {
     pub fn of<M: Module>() -> Self {
         Self {
             name: M::NAME,
-            migrations: M::migrations,
-            tags: M::tags,
+            migrations: M::MIGRATIONS,
+            tags: M::TAGS,
             mount: M::mount,
             events: M::events,
             consumers: M::consumers,
             calls: <M::Neighbours as Neighbours>::calls,
-            private_paths: M::private_paths,
+            private_paths: M::PRIVATE_PATHS,
             check: check::<M>,
             build: build::<M>,
         }
@@ -217,11 +212,11 @@ impl Plug {
     }
 
     pub fn migrations(&self) -> &'static Migrations {
-        (self.migrations)()
+        self.migrations
     }
 
     pub fn tags(&self) -> &'static [Tag] {
-        (self.tags)()
+        self.tags
     }
 
     /// Mounts its handlers without app data (for documentation).
@@ -243,7 +238,7 @@ impl Plug {
     }
 
     pub fn private_paths(&self) -> &'static [&'static str] {
-        (self.private_paths)()
+        self.private_paths
     }
 
     /// Reads its settings section and runs its start-up checks for `settings.env`.

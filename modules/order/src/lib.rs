@@ -88,20 +88,14 @@ impl std::fmt::Debug for OrderModule {
 
 impl Module for OrderModule {
     const NAME: &'static str = "order";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Orders: place, pay (see payment), ship, deliver, cancel",
+    }];
     type Settings = OrderSettings;
     type Neighbours = OrderNeighbours;
     type Service = dyn OrderService;
-
-    fn migrations() -> &'static Migrations {
-        &MIGRATIONS
-    }
-
-    fn tags() -> &'static [Tag] {
-        &[Tag {
-            name: http::TAG,
-            description: "Orders: place, pay (see payment), ship, deliver, cancel",
-        }]
-    }
 
     fn mount(cfg: &mut ServiceConfig<'_>) {
         http::configure(cfg);

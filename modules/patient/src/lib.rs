@@ -97,9 +97,9 @@ impl fmt::Debug for PatientSettings {
 /// `TESSERA_ENV=production`.
 ///
 /// # Errors
-/// When the keys are malformed (as [`PatientModule`]'s `new` would report), when any encryption key or
-/// the search key is a built-in development key, or when the search key is also an
-/// encryption key.
+/// When the keys are malformed (as building the [`PatientModule`] would report), when any
+/// encryption key or the search key is a built-in development key, or when the search key
+/// is also an encryption key.
 pub fn check_production(settings: &PatientSettings) -> anyhow::Result<()> {
     let keys = crypto::KeyMaterial::parse(settings).context("invalid configuration")?;
     let development_key = crypto::decode_key(DEVELOPMENT_ENCRYPTION_KEY);
@@ -140,27 +140,23 @@ pub struct PatientModule {
 
 impl Module for PatientModule {
     const NAME: &'static str = "patient";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    /// The tags of its handlers (`http.rs`): records, and their FHIR views.
+    const TAGS: &'static [Tag] = &[
+        Tag {
+            name: "patient",
+            description: "Clinical records (clinician and admin only; every access audited)",
+        },
+        Tag {
+            name: "fhir",
+            description: "FHIR R4 views of clinical records",
+        },
+    ];
+    /// Its bodies carry personal data.
+    const PRIVATE_PATHS: &'static [&'static str] = &["/api/v1/patients", "/api/v1/fhir"];
     type Settings = PatientSettings;
     type Neighbours = ();
     type Service = dyn PatientService;
-
-    fn migrations() -> &'static Migrations {
-        &MIGRATIONS
-    }
-
-    /// The tags of its handlers (`http.rs`): records, and their FHIR views.
-    fn tags() -> &'static [Tag] {
-        &[
-            Tag {
-                name: "patient",
-                description: "Clinical records (clinician and admin only; every access audited)",
-            },
-            Tag {
-                name: "fhir",
-                description: "FHIR R4 views of clinical records",
-            },
-        ]
-    }
 
     fn mount(cfg: &mut ServiceConfig<'_>) {
         http::configure(cfg);
@@ -168,11 +164,6 @@ impl Module for PatientModule {
 
     fn events() -> Vec<EventDoc> {
         api::events::catalog()
-    }
-
-    /// Its bodies carry personal data.
-    fn private_paths() -> &'static [&'static str] {
-        &["/api/v1/patients", "/api/v1/fhir"]
     }
 
     /// In production, [`check_production`].

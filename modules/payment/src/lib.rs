@@ -105,20 +105,14 @@ impl std::fmt::Debug for PaymentModule {
 
 impl Module for PaymentModule {
     const NAME: &'static str = "payment";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Card payments and refunds",
+    }];
     type Settings = PaymentSettings;
     type Neighbours = PaymentNeighbours;
     type Service = dyn PaymentService;
-
-    fn migrations() -> &'static Migrations {
-        &MIGRATIONS
-    }
-
-    fn tags() -> &'static [Tag] {
-        &[Tag {
-            name: http::TAG,
-            description: "Card payments and refunds",
-        }]
-    }
 
     fn mount(cfg: &mut ServiceConfig<'_>) {
         http::configure(cfg);
@@ -129,7 +123,7 @@ impl Module for PaymentModule {
     }
 
     fn consumers() -> Vec<ConsumerDoc> {
-        subscribers::consumer_docs()
+        subscribers::consumers()
     }
 
     /// With the [`simulated_gateway`] on the bus's database.

@@ -73,20 +73,14 @@ pub struct ProductModule {
 
 impl Module for ProductModule {
     const NAME: &'static str = "product";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Catalog and inventory",
+    }];
     type Settings = ProductSettings;
     type Neighbours = ();
     type Service = dyn ProductService;
-
-    fn migrations() -> &'static Migrations {
-        &MIGRATIONS
-    }
-
-    fn tags() -> &'static [Tag] {
-        &[Tag {
-            name: http::TAG,
-            description: "Catalog and inventory",
-        }]
-    }
 
     fn mount(cfg: &mut ServiceConfig<'_>) {
         http::configure(cfg);
