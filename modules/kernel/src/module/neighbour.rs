@@ -2,14 +2,28 @@
 //!
 //! A module declares them once, as a struct made with [`neighbours!`](crate::neighbours):
 //!
-//! ```ignore
+//! ```
+//! # use kernel::module::{Neighbour, Neighbours};
+//! # pub trait ProductService: Send + Sync {}
+//! # impl Neighbour for dyn ProductService {
+//! #     const MODULE: &'static str = "product";
+//! #     const TRAIT: &'static str = "ProductService";
+//! # }
 //! kernel::neighbours! {
 //!     /// The modules order calls.
 //!     pub struct OrderNeighbours {
-//!         /// Prices each line from the catalog, reserves stock all-or-nothing.
+//!         /// Prices each line from the catalog,
+//!         /// reserves stock all-or-nothing.
 //!         pub products: dyn ProductService,
 //!     }
 //! }
+//!
+//! let call = &OrderNeighbours::calls()[0];
+//! assert_eq!((call.module, call.via), ("product", "ProductService"));
+//! assert_eq!(
+//!     call.purpose,
+//!     "Prices each line from the catalog, reserves stock all-or-nothing."
+//! );
 //! ```
 //!
 //! The struct holds an `Arc<dyn ProductService>`; the macro also derives the module map's
