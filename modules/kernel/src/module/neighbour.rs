@@ -8,6 +8,9 @@
 //! # impl Neighbour for dyn ProductService {
 //! #     const MODULE: &'static str = "product";
 //! #     const TRAIT: &'static str = "ProductService";
+//! #     fn remote(_: &str, _: &str, _: &kernel::auth::JwtKeys) -> anyhow::Result<std::sync::Arc<Self>> {
+//! #         anyhow::bail!("not in this example")
+//! #     }
 //! # }
 //! kernel::neighbours! {
 //!     /// The modules order calls.
@@ -31,7 +34,8 @@
 //! and asks the binary for each field ([`Neighbours::resolve`]). The binary answers with the
 //! in-process service of a built-in module, else the trait's HTTP client
 //! ([`Neighbour::remote`]) when the neighbour's URL is configured, else an error saying what
-//! to do.
+//! to do. Each trait a module calls has an HTTP client: the module crate depends on the
+//! neighbour's `-api` crate with its `client` feature.
 
 use std::{
     any::{Any, TypeId},
@@ -45,7 +49,9 @@ use crate::auth::JwtKeys;
 #[doc(hidden)]
 pub use anyhow;
 
-/// A module trait other modules may call, implemented for `dyn XService` in its `-api` crate.
+/// A module trait other modules may call, implemented for `dyn XService` in its `-api` crate
+/// behind the `client` feature (with [`neighbour!`](crate::neighbour)): a neighbour can always
+/// be reached over HTTP, so a module that calls it enables that feature of the `-api` crate.
 pub trait Neighbour: Send + Sync + 'static {
     /// The module that serves it (`product`).
     const MODULE: &'static str;
@@ -53,10 +59,11 @@ pub trait Neighbour: Send + Sync + 'static {
     const TRAIT: &'static str;
 
     /// Its HTTP client for the service at `url`, calling as module `caller` with tokens signed
-    /// by `keys`; `None` when the `-api` crate is built without its `client` feature.
-    fn remote(_url: &str, _caller: &str, _keys: &JwtKeys) -> Option<anyhow::Result<Arc<Self>>> {
-        None
-    }
+    /// by `keys`.
+    ///
+    /// # Errors
+    /// A malformed URL, or an HTTP client that cannot be built.
+    fn remote(url: &str, caller: &str, keys: &JwtKeys) -> anyhow::Result<Arc<Self>>;
 }
 
 /// A synchronous dependency: the calling module calls `module` through its trait `via`.
@@ -122,15 +129,14 @@ pub struct Wanted {
 }
 
 /// See [`Wanted::remote`].
-pub type RemoteFn = fn(&str, &str, &JwtKeys) -> Option<anyhow::Result<Arc<dyn Any + Send + Sync>>>;
+pub type RemoteFn = fn(&str, &str, &JwtKeys) -> anyhow::Result<Arc<dyn Any + Send + Sync>>;
 
 fn remote<T: Neighbour + ?Sized>(
     url: &str,
     caller: &str,
     keys: &JwtKeys,
-) -> Option<anyhow::Result<Arc<dyn Any + Send + Sync>>> {
-    T::remote(url, caller, keys)
-        .map(|client| client.map(|client| Arc::new(client) as Arc<dyn Any + Send + Sync>))
+) -> anyhow::Result<Arc<dyn Any + Send + Sync>> {
+    T::remote(url, caller, keys).map(|client| Arc::new(client) as Arc<dyn Any + Send + Sync>)
 }
 
 impl Wanted {
@@ -213,10 +219,9 @@ macro_rules! neighbours {
     };
 }
 
-/// Implements [`Neighbour`] for `dyn $trait` in its `-api` crate:
+/// Implements [`Neighbour`] for `dyn $trait` in its `-api` crate, behind its `client` feature:
 /// `kernel::neighbour!(dyn ProductService, module = "product", client = crate::client::HttpProductService);`.
-/// Under that crate's `client` feature, [`Neighbour::remote`] builds `$client` with
-/// `new(caller, keys, &RemoteConfig)`.
+/// [`Neighbour::remote`] builds `$client` with `new(caller, keys, &RemoteConfig)`.
 #[macro_export]
 macro_rules! neighbour {
     (dyn $trait:ident, module = $module:literal, client = $client:path $(,)?) => {
@@ -224,17 +229,14 @@ macro_rules! neighbour {
             const MODULE: &'static str = $module;
             const TRAIT: &'static str = stringify!($trait);
 
-            #[cfg(feature = "client")]
             fn remote(
                 url: &str,
                 caller: &str,
                 keys: &$crate::auth::JwtKeys,
-            ) -> Option<$crate::module::neighbour::anyhow::Result<::std::sync::Arc<Self>>> {
+            ) -> $crate::module::neighbour::anyhow::Result<::std::sync::Arc<Self>> {
                 let config = $crate::client::RemoteConfig::new(url);
-                Some(
-                    <$client>::new(caller, keys.clone(), &config)
-                        .map(|client| ::std::sync::Arc::new(client) as ::std::sync::Arc<Self>),
-                )
+                <$client>::new(caller, keys.clone(), &config)
+                    .map(|client| ::std::sync::Arc::new(client) as ::std::sync::Arc<Self>)
             }
         }
     };

@@ -4,6 +4,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod events;
+#[cfg(feature = "client")]
 mod neighbour;
 mod problem;
 

@@ -1,5 +1,5 @@
 //! [`OrderService`] as a neighbour other modules declare (`kernel::neighbours!`): in
-//! process when the order module is built in, else over HTTP (feature `client`).
+//! process when the order module is built in, else over HTTP.
 
 use crate::OrderService;
 

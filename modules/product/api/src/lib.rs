@@ -6,6 +6,7 @@
 pub mod client;
 pub mod events;
 mod model;
+#[cfg(feature = "client")]
 mod neighbour;
 mod problem;
 

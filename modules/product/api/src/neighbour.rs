@@ -1,5 +1,5 @@
 //! [`ProductService`] as a neighbour other modules declare (`kernel::neighbours!`): in
-//! process when the product module is built in, else over HTTP (feature `client`).
+//! process when the product module is built in, else over HTTP.
 
 use crate::ProductService;
 
