@@ -129,7 +129,7 @@ fn serve() -> anyhow::Result<()> {
         let base = format!("http://{}:{}", settings.server.host, app.port());
         tracing::info!(
             env = %settings.env,
-            modules = ?tessera::MODULES,
+            modules = ?tessera::module_names(),
             database = %kernel::db::redact_url(&settings.database.url),
             "Tessera listening on {base} (Swagger UI: {base}/swagger-ui/)"
         );

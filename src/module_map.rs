@@ -1,50 +1,23 @@
 //! The module map: which built-in module calls which neighbour's trait, and which events flow
-//! from which module to which subscriber. Generated from the code (`wiring::MODULES`,
-//! `wiring::catalog()` and [`TRAIT_CALLS`]) as Markdown with a Mermaid flowchart; printed by
-//! `tessera modules` and committed as `docs/modules.md`.
+//! from which module to which subscriber. Generated from the module list (`modules::plugs`):
+//! the trait calls from each module's declared neighbours, the events from its catalog; as
+//! Markdown with a Mermaid flowchart, printed by `tessera modules` and committed as
+//! `docs/modules.md`.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
 };
 
-use crate::wiring::{self, MODULES};
+use crate::modules;
 
 /// A synchronous dependency: module `from` calls module `to` through its public trait `via`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct TraitCall {
-    pub from: &'static str,
-    pub to: &'static str,
-    /// The trait, as named in `<to>-api`.
-    pub via: &'static str,
-    /// The trait methods `from` calls.
-    pub methods: &'static [&'static str],
-    /// What for, in a few words.
-    pub purpose: &'static str,
+struct TraitCall {
+    from: &'static str,
+    to: &'static str,
+    via: &'static str,
+    purpose: String,
 }
-
-/// Every trait call between modules.
-///
-/// KEEP IN SYNC BY HAND: the compiler cannot see which neighbour a module calls (modules get
-/// their neighbours as `Arc<dyn Trait>` from `wiring::wire`). When a module starts (or stops)
-/// calling another module's trait, or calls another method of it, change this table; the
-/// trait calls are also the neighbours a split service needs an HTTP URL for.
-pub(crate) const TRAIT_CALLS: &[TraitCall] = &[
-    TraitCall {
-        from: "order",
-        to: "product",
-        via: "ProductService",
-        methods: &["get", "reserve"],
-        purpose: "prices each line from the catalog, reserves stock all-or-nothing",
-    },
-    TraitCall {
-        from: "payment",
-        to: "order",
-        via: "OrderService",
-        methods: &["get"],
-        purpose: "reads the order to charge (its total, its status)",
-    },
-];
 
 /// The node of a subscriber's events that no built-in module publishes (split builds).
 const ELSEWHERE: &str = "elsewhere";
@@ -52,16 +25,28 @@ const ELSEWHERE: &str = "elsewhere";
 const ANY_MODULE: &str = "any_module";
 
 /// The module map of this build as a Markdown document. Deterministic: nodes in start-up
-/// order (`MODULES`), edges and lists sorted.
+/// order (`modules::plugs`), edges and lists sorted.
 pub fn module_map() -> String {
-    let (events, consumers) = wiring::catalog();
-    let built_in = |m: &str| MODULES.contains(&m);
+    let plugs = modules::plugs();
+    let names = modules::names();
+    let (events, consumers) = modules::catalog();
+    let built_in = |m: &str| names.contains(&m);
 
     // Producer of each event type this build knows.
     let producer: BTreeMap<&str, &str> = events.iter().map(|e| (e.kind, e.source)).collect();
 
     // Trait edges from built-in modules; the callee may be a remote (not built-in) neighbour.
-    let mut calls: Vec<&TraitCall> = TRAIT_CALLS.iter().filter(|c| built_in(c.from)).collect();
+    let mut calls: Vec<TraitCall> = plugs
+        .iter()
+        .flat_map(|plug| {
+            plug.calls().into_iter().map(|call| TraitCall {
+                from: plug.name(),
+                to: call.module,
+                via: call.via,
+                purpose: call.purpose,
+            })
+        })
+        .collect();
     calls.sort_by_key(|c| (c.from, c.to, c.via));
     let remote: BTreeSet<&str> = calls
         .iter()
@@ -97,7 +82,7 @@ pub fn module_map() -> String {
     let _ = writeln!(
         out,
         "Built-in modules: {}.\n",
-        MODULES
+        names
             .iter()
             .map(|m| format!("`{m}`"))
             .collect::<Vec<_>>()
@@ -113,7 +98,7 @@ pub fn module_map() -> String {
 
     // ---- the flowchart ----
     out.push_str("```mermaid\nflowchart LR\n");
-    for module in MODULES {
+    for module in &names {
         let _ = writeln!(out, "    {module}[\"{module}\"]");
     }
     for module in &remote {
@@ -126,14 +111,7 @@ pub fn module_map() -> String {
         let _ = writeln!(out, "    {ANY_MODULE}([\"any module\"])");
     }
     for call in &calls {
-        let _ = writeln!(
-            out,
-            "    {} ==>|\"{}: {}\"| {}",
-            call.from,
-            call.via,
-            call.methods.join(", "),
-            call.to
-        );
+        let _ = writeln!(out, "    {} ==>|\"{}\"| {}", call.from, call.via, call.to);
     }
     for ((from, to), kinds) in &event_edges {
         let label = kinds.iter().copied().collect::<Vec<_>>().join(", ");
@@ -152,12 +130,12 @@ pub fn module_map() -> String {
     if calls.is_empty() {
         out.push_str("None in this build.\n\n");
     } else {
-        out.push_str("| caller | callee | trait | methods | what for |\n");
-        out.push_str("|---|---|---|---|---|\n");
+        out.push_str("| caller | callee | trait | what for |\n");
+        out.push_str("|---|---|---|---|\n");
         for call in &calls {
             let _ = writeln!(
                 out,
-                "| {} | {}{} | `{}` | {} | {} |",
+                "| {} | {}{} | `{}` | {} |",
                 call.from,
                 call.to,
                 if built_in(call.to) {
@@ -166,11 +144,6 @@ pub fn module_map() -> String {
                     " (not built in)"
                 },
                 call.via,
-                call.methods
-                    .iter()
-                    .map(|m| format!("`{m}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
                 call.purpose
             );
         }
@@ -181,7 +154,7 @@ pub fn module_map() -> String {
     out.push_str("## Events per module\n\n");
     out.push_str("| module | publishes | consumes (subscriber: event types) |\n");
     out.push_str("|---|---|---|\n");
-    for module in MODULES {
+    for module in &names {
         let published: BTreeSet<&str> = events
             .iter()
             .filter(|e| e.source == *module)
@@ -228,48 +201,39 @@ pub fn module_map() -> String {
 mod tests {
     use super::*;
 
-    /// The table is kept by hand; at least it must only name real modules, once each.
-    #[cfg(all(
-        feature = "product",
-        feature = "order",
-        feature = "payment",
-        feature = "patient",
-        feature = "contract"
-    ))]
-    #[test]
-    fn the_trait_call_table_names_only_existing_modules() {
-        let mut seen = BTreeSet::new();
-        for call in TRAIT_CALLS {
-            for module in [call.from, call.to] {
-                assert!(
-                    MODULES.contains(&module),
-                    "TRAIT_CALLS names `{module}`, which is not a module (MODULES: {MODULES:?})"
-                );
-            }
-            assert_ne!(call.from, call.to, "{call:?}");
-            assert!(!call.methods.is_empty(), "{call:?}");
-            assert!(seen.insert((call.from, call.to)), "listed twice: {call:?}");
-        }
-    }
-
-    /// Renaming a trait breaks this function's compilation: update `TRAIT_CALLS` then.
-    #[allow(dead_code)]
-    fn the_traits_in_the_table_exist(
-        _: &dyn product_api::ProductService,
-        _: &dyn order_api::OrderService,
-    ) {
-    }
-
     #[test]
     fn the_map_is_deterministic_and_has_a_node_per_module() {
         let map = module_map();
         assert_eq!(map, module_map());
-        for module in MODULES {
+        for module in modules::names() {
             assert!(
                 map.contains(&format!("    {module}[\"{module}\"]\n")),
                 "{module}"
             );
             assert!(map.contains(&format!("\n| {module} | ")), "{module}");
+        }
+    }
+
+    /// The trait calls come from the modules' neighbour declarations: each names another
+    /// module, once, with what it is for.
+    #[test]
+    fn every_declared_neighbour_is_drawn_once_with_its_purpose() {
+        let map = module_map();
+        for plug in modules::plugs() {
+            let mut seen = BTreeSet::new();
+            for call in plug.calls() {
+                assert_ne!(call.module, plug.name(), "{call:?}");
+                assert!(!call.purpose.is_empty(), "{call:?}");
+                assert!(seen.insert(call.module), "listed twice: {call:?}");
+                let edge = format!(
+                    "    {} ==>|\"{}\"| {}\n",
+                    plug.name(),
+                    call.via,
+                    call.module
+                );
+                assert!(map.contains(&edge), "{edge} in\n{map}");
+                assert!(map.contains(&call.purpose), "{call:?}");
+            }
         }
     }
 }

@@ -1,183 +1,98 @@
-//! Which modules are built in and how they are connected: each module's in-process service,
-//! its subscribers and background jobs. A module that needs a neighbour which is not built
-//! in stops start-up with a message saying so.
+//! How the built-in modules are connected. Each is built in list order (`modules::plugs`);
+//! a neighbour it calls is the in-process service of a module built before it, else the
+//! trait's HTTP client when the neighbour's URL is configured
+//! (`TESSERA__MODULES__<NAME>__URL`), else start-up stops with a message saying so.
 
-use std::sync::Arc;
-
-#[cfg(any(feature = "order", feature = "payment"))]
-use anyhow::Context;
-use kernel::{
-    bus::{
-        Bus, Subscriber,
-        catalog::{ConsumerDoc, EventDoc},
-    },
-    config::Settings,
-    db::Migrations,
+use std::{
+    any::{Any, TypeId},
+    collections::HashMap,
+    sync::Arc,
 };
-use tokio::{sync::watch, task::JoinHandle};
 
-/// Modules compiled into this binary, in start-up order.
-pub const MODULES: &[&str] = &[
-    #[cfg(feature = "product")]
-    "product",
-    #[cfg(feature = "order")]
-    "order",
-    #[cfg(feature = "payment")]
-    "payment",
-    #[cfg(feature = "patient")]
-    "patient",
-    #[cfg(feature = "contract")]
-    "contract",
-];
+use anyhow::bail;
+use kernel::{
+    auth::JwtKeys,
+    bus::{Bus, Subscriber},
+    config::Settings,
+    module::{Job, Live, Plug, Resolve, Wanted},
+};
 
-/// The kernel's and the built-in modules' migrations, kernel first.
-pub(crate) fn migrations() -> Vec<Migrations> {
-    vec![
-        kernel::bus::MIGRATIONS,
-        #[cfg(feature = "product")]
-        product::MIGRATIONS,
-        #[cfg(feature = "order")]
-        order::MIGRATIONS,
-        #[cfg(feature = "payment")]
-        payment::MIGRATIONS,
-        #[cfg(feature = "patient")]
-        patient::MIGRATIONS,
-        #[cfg(feature = "contract")]
-        contract::MIGRATIONS,
-    ]
-}
+use crate::modules;
 
-/// The event types the built-in modules publish, and who consumes them.
-pub(crate) fn catalog() -> (Vec<EventDoc>, Vec<ConsumerDoc>) {
-    let mut events = Vec::new();
-    let mut consumers = Vec::new();
-    #[cfg(feature = "product")]
-    {
-        events.extend(product::events());
-        consumers.extend(product::consumers());
-    }
-    #[cfg(feature = "order")]
-    {
-        events.extend(order::events());
-        consumers.extend(order::consumers());
-    }
-    #[cfg(feature = "payment")]
-    {
-        events.extend(payment::events());
-        consumers.extend(payment::consumers());
-    }
-    #[cfg(feature = "patient")]
-    {
-        events.extend(patient::events());
-        consumers.extend(patient::consumers());
-    }
-    #[cfg(feature = "contract")]
-    {
-        events.extend(contract::events());
-        consumers.extend(contract::consumers());
-    }
-    (events, consumers)
-}
-
-/// A background job, started when the server starts and stopped with it.
-pub(crate) type Job = Box<dyn FnOnce(watch::Receiver<bool>) -> JoinHandle<()> + Send>;
-
-/// The built-in modules, connected.
+/// The built-in modules, built and connected.
 #[derive(Default)]
 pub(crate) struct Wiring {
+    pub modules: Vec<Arc<dyn Live>>,
     pub subscribers: Vec<Arc<dyn Subscriber>>,
     pub jobs: Vec<Job>,
-    #[cfg(feature = "product")]
-    pub products: Option<Arc<dyn product_api::ProductService>>,
-    #[cfg(feature = "order")]
-    pub orders: Option<Arc<dyn order_api::OrderService>>,
-    #[cfg(feature = "payment")]
-    pub payments: Option<Arc<dyn payment_api::PaymentService>>,
-    #[cfg(feature = "patient")]
-    pub patients: Option<Arc<dyn patient_api::PatientService>>,
-    #[cfg(feature = "contract")]
-    pub contracts: Option<Arc<dyn contract_api::ContractService>>,
     /// Path prefixes whose request and response bodies hold personal data: the
     /// idempotency store (which keeps bodies in plaintext) must not see them.
     pub private_paths: Vec<&'static str>,
 }
 
-// Which neighbours are used depends on the feature set; single-module builds leave some unused.
-#[allow(unused_variables, unused_mut)]
+/// Builds every built-in module, each with its neighbours.
 pub(crate) fn wire(bus: &Bus, settings: &Settings) -> anyhow::Result<Wiring> {
+    let plugs = modules::plugs();
+    let mut neighbourhood = Neighbourhood::new(settings, plugs.iter().map(Plug::name).collect());
     let mut wiring = Wiring::default();
-    let keys = kernel::auth::JwtKeys::new(&settings.auth);
-    let remote = |name: &str, caller: &str| -> anyhow::Result<Option<kernel::client::Remote>> {
-        settings
-            .neighbour_url(name)
-            .map(|url| {
-                kernel::client::Remote::new(
-                    name,
-                    caller,
-                    keys.clone(),
-                    &kernel::client::RemoteConfig::new(url),
-                )
-            })
-            .transpose()
-    };
-    // A neighbour that is not built in is reached over HTTP when its URL is configured.
-    let products: Option<Arc<dyn product_api::ProductService>> = remote("product", "order")?
-        .map(|r| Arc::new(product_api::client::HttpProductService::from_remote(r)) as _);
-    #[cfg(feature = "product")]
-    let products = {
-        let product_settings: product::ProductSettings = settings.module("product")?;
-        wiring
-            .subscribers
-            .extend(product::subscribers(bus.clone(), &product_settings));
-        let service = product::service(bus.clone(), &product_settings);
-        wiring.products = Some(service.clone());
-        Some(service)
-    };
-    let orders: Option<Arc<dyn order_api::OrderService>> = remote("order", "payment")?
-        .map(|r| Arc::new(order_api::client::HttpOrderService::from_remote(r)) as _);
-    #[cfg(feature = "order")]
-    let orders = {
-        let products = products.clone().context(
-            "the order module needs the product module: build with the `product` feature \
-             or set TESSERA__MODULES__PRODUCT__URL to a product service",
-        )?;
-        let module = order::OrderModule::new(bus.clone(), products, settings.module("order")?);
+    for plug in &plugs {
+        let module = plug.build(settings, bus, &mut neighbourhood)?;
+        let (id, service) = module.provides();
+        neighbourhood.services.insert(id, service);
         wiring.subscribers.extend(module.subscribers());
-        let service = module.service();
-        wiring.orders = Some(service.clone());
-        wiring
-            .jobs
-            .push(Box::new(move |stop| module.start_jobs(stop)));
-        Some(service)
-    };
-    #[cfg(feature = "payment")]
-    {
-        let orders = orders
-            .clone()
-            .context("the payment module needs the order module: build with the `order` feature")?;
-        let module = payment::PaymentModule::new(bus.clone(), orders, settings.module("payment")?);
-        wiring.subscribers.extend(module.subscribers());
-        wiring.payments = Some(module.service());
-        wiring
-            .jobs
-            .push(Box::new(move |stop| module.start_jobs(stop)));
-    }
-    #[cfg(feature = "patient")]
-    {
-        let patient_settings: patient::PatientSettings = settings.module("patient")?;
-        if settings.env == kernel::config::AppEnv::Production {
-            patient::check_production(&patient_settings)?;
-        }
-        wiring.patients = Some(patient::service(bus.clone(), &patient_settings)?);
-        wiring.private_paths.extend(patient::PRIVATE_PATHS);
-    }
-    #[cfg(feature = "contract")]
-    {
-        let module = contract::ContractModule::new(bus.clone(), &settings.module("contract")?)?;
-        wiring.subscribers.extend(module.subscribers());
-        wiring.contracts = Some(module.service());
+        wiring.jobs.extend(module.jobs());
+        wiring.private_paths.extend(plug.private_paths());
+        wiring.modules.push(module);
     }
     Ok(wiring)
+}
+
+/// What the modules built so far provide, and how to reach the others.
+struct Neighbourhood<'a> {
+    settings: &'a Settings,
+    keys: JwtKeys,
+    built_in: Vec<&'static str>,
+    /// Each built module's service (`Arc<dyn XService>` as `Any`), by the trait's `TypeId`.
+    services: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl<'a> Neighbourhood<'a> {
+    fn new(settings: &'a Settings, built_in: Vec<&'static str>) -> Self {
+        Self {
+            settings,
+            keys: JwtKeys::new(&settings.auth),
+            built_in,
+            services: HashMap::new(),
+        }
+    }
+}
+
+impl Resolve for Neighbourhood<'_> {
+    fn resolve(&mut self, wanted: &Wanted) -> anyhow::Result<Arc<dyn Any + Send + Sync>> {
+        if let Some(service) = self.services.get(&wanted.id) {
+            return Ok(service.clone());
+        }
+        let (caller, module) = (wanted.caller, wanted.module);
+        if self.built_in.contains(&module) {
+            bail!(
+                "the {caller} module calls the {module} module, which is built in but listed \
+                 after it: list {module} first (src/modules.rs)"
+            );
+        }
+        let Some(url) = self.settings.neighbour_url(module) else {
+            let article = if module.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            bail!(
+                "the {caller} module needs the {module} module: build with the `{module}` \
+                 feature or set TESSERA__MODULES__{}__URL to {article} {module} service",
+                module.to_uppercase()
+            );
+        };
+        (wanted.remote)(&url, caller, &self.keys)
+    }
 }
 
 #[cfg(test)]
@@ -195,7 +110,7 @@ mod tests {
     fn every_subscriber_is_in_the_event_catalog_and_nothing_else_is() {
         let database = TestDatabase::sqlite();
         let db = Db::connect(&database.settings()).unwrap();
-        db.migrate(&migrations()).unwrap();
+        db.migrate(&modules::migrations()).unwrap();
         let settings = Settings::defaults(AppEnv::Test).unwrap();
         let bus = Bus::new(db, settings.bus.clone());
         let wired = wire(&bus, &settings).unwrap();
@@ -204,7 +119,7 @@ mod tests {
             .iter()
             .map(|s| s.name().to_owned())
             .collect();
-        let (events, consumers) = catalog();
+        let (events, consumers) = modules::catalog();
         let mut documented: Vec<String> =
             consumers.iter().map(|c| c.subscriber.to_owned()).collect();
         registered.sort();
@@ -228,5 +143,66 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A neighbour trait of a module no build has, so every way of resolving it shows.
+    trait Ledger: Send + Sync {
+        fn balance(&self) -> i64;
+    }
+
+    impl kernel::module::Neighbour for dyn Ledger {
+        const MODULE: &'static str = "ledger";
+        const TRAIT: &'static str = "Ledger";
+
+        /// A stand-in for the HTTP client: its balance is the length of its URL.
+        fn remote(url: &str, caller: &str, _: &JwtKeys) -> anyhow::Result<Arc<Self>> {
+            anyhow::ensure!(caller == "audit", "called as {caller}");
+            Ok(Arc::new(Fixed(i64::try_from(url.len())?)))
+        }
+    }
+
+    struct Fixed(i64);
+
+    impl Ledger for Fixed {
+        fn balance(&self) -> i64 {
+            self.0
+        }
+    }
+
+    fn resolve(neighbourhood: &mut Neighbourhood<'_>) -> anyhow::Result<Arc<dyn Ledger>> {
+        kernel::module::neighbour::resolve::<dyn Ledger>("audit", neighbourhood)
+    }
+
+    #[test]
+    fn a_neighbour_is_the_built_in_service_else_its_url_is_asked_for() {
+        let mut settings = Settings::defaults(AppEnv::Test).unwrap();
+        let mut neighbourhood = Neighbourhood::new(&settings, vec!["audit"]);
+        let error = resolve(&mut neighbourhood).err().unwrap();
+        assert_eq!(
+            format!("{error:#}"),
+            "the audit module needs the ledger module: build with the `ledger` feature or set \
+             TESSERA__MODULES__LEDGER__URL to a ledger service"
+        );
+
+        neighbourhood.built_in.push("ledger");
+        let error = resolve(&mut neighbourhood).err().unwrap();
+        assert!(
+            format!("{error:#}").contains("listed after it"),
+            "{error:#}"
+        );
+
+        let service: Arc<dyn Ledger> = Arc::new(Fixed(7));
+        neighbourhood
+            .services
+            .insert(TypeId::of::<dyn Ledger>(), Arc::new(service));
+        assert_eq!(resolve(&mut neighbourhood).unwrap().balance(), 7);
+
+        settings.modules.insert(
+            "ledger".into(),
+            serde_json::json!({"url": "http://ledger:8080/"}),
+        );
+        let mut remote = Neighbourhood::new(&settings, vec!["audit"]);
+        let client = resolve(&mut remote).unwrap();
+        assert_eq!(client.balance(), "http://ledger:8080".len() as i64);
     }
 }

@@ -19,10 +19,10 @@ use kernel::{
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 
-const TAG: &str = "contract";
+pub(crate) const TAG: &str = "contract";
 
 /// Mounts the contract handlers; the binary puts them under `/api/v1`.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_contract)
         .service(list_contracts)
         .service(get_contract)

@@ -4,10 +4,7 @@
 //! [`api::ContractService`], its events, and the events its deployed contracts name as
 //! triggers.
 //!
-//! What it exposes to the binary: its [`MIGRATIONS`], [`ContractSettings`]
-//! (`[modules.contract]`), a [`ContractModule`] whose service and subscriber share the set
-//! of trigger event types (the free functions [`service`] and [`subscribers`] are thin
-//! wrappers), [`configure`], [`events`] and [`consumers`].
+//! [`ContractModule`] is what the binary plugs in (see [`kernel::module::Module`]).
 
 mod canonical;
 mod domain;
@@ -16,24 +13,26 @@ mod http;
 mod schema;
 mod service;
 mod store;
-mod triggers;
+mod subscribers;
 
 use std::{sync::Arc, time::Duration};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
+use contract_api::ContractService;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
     bus::{
-        Bus, Subscriber,
+        Subscriber,
         catalog::{ConsumerDoc, EventDoc},
     },
     db::Migrations,
+    module::{Context, Module, Tag},
 };
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use contract_api as api;
-pub use http::configure;
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/contract/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/contract/postgres");
@@ -70,7 +69,7 @@ impl Default for ContractSettings {
     }
 }
 
-/// The contract module, wired: its service and its trigger subscriber share the set of
+/// The contract module, built: its service and its trigger subscriber share the set of
 /// event types deployed contracts name.
 #[derive(Clone)]
 pub struct ContractModule {
@@ -87,12 +86,35 @@ impl std::fmt::Debug for ContractModule {
     }
 }
 
-impl ContractModule {
+impl Module for ContractModule {
+    const NAME: &'static str = "contract";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Deterministic contracts in CEL with a hash-chained ledger",
+    }];
+    type Settings = ContractSettings;
+    type Neighbours = ();
+    type Service = dyn ContractService;
+
+    fn mount(cfg: &mut ServiceConfig<'_>) {
+        http::configure(cfg);
+    }
+
+    fn events() -> Vec<EventDoc> {
+        api::events::catalog()
+    }
+
+    fn consumers() -> Vec<ConsumerDoc> {
+        subscribers::consumers()
+    }
+
     /// Loads the trigger event types of the deployed contracts (the migrations must have run).
     ///
     /// # Errors
     /// When the database cannot be read.
-    pub fn new(bus: Bus, settings: &ContractSettings) -> anyhow::Result<Self> {
+    fn new(context: Context<ContractSettings>, (): ()) -> anyhow::Result<Self> {
+        let Context { bus, settings } = context;
         let store = store::Store {
             bus,
             triggers: store::TriggerSet::default(),
@@ -105,21 +127,12 @@ impl ContractModule {
             .context("load the contracts' trigger event types")?;
         Ok(Self {
             store,
-            settings: settings.clone(),
+            settings,
             clock: Arc::new(Utc::now),
         })
     }
 
-    /// Replaces the clock that gives executions their `now` (for tests: the same inputs,
-    /// state and `now` give the same output and hash).
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The in-process [`api::ContractService`].
-    pub fn service(&self) -> Arc<dyn api::ContractService> {
+    fn service(&self) -> Arc<dyn ContractService> {
         Arc::new(service::LocalContracts {
             store: self.store.clone(),
             settings: self.settings.clone(),
@@ -127,9 +140,9 @@ impl ContractModule {
         })
     }
 
-    /// The bus subscribers to register before the relay starts: `contract.triggers`.
-    pub fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
-        vec![Arc::new(triggers::Triggers {
+    /// `contract.triggers`, sharing the set of trigger event types with the service.
+    fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
+        vec![Arc::new(subscribers::Triggers {
             store: self.store.clone(),
             set: self.store.triggers.clone(),
             clock: self.clock.clone(),
@@ -139,30 +152,12 @@ impl ContractModule {
     }
 }
 
-/// The in-process [`api::ContractService`] alone. Its deployments reach no trigger
-/// subscriber: to run contracts on events, build a [`ContractModule`] and take both its
-/// service and its [`subscribers`].
-///
-/// # Errors
-/// As [`ContractModule::new`].
-pub fn service(
-    bus: Bus,
-    settings: &ContractSettings,
-) -> anyhow::Result<Arc<dyn api::ContractService>> {
-    Ok(ContractModule::new(bus, settings)?.service())
-}
-
-/// The module's bus subscribers, sharing `module`'s trigger set with its service.
-pub fn subscribers(module: &ContractModule) -> Vec<Arc<dyn Subscriber>> {
-    module.subscribers()
-}
-
-/// What [`subscribers`] consume, for the event catalog.
-pub fn consumers() -> Vec<ConsumerDoc> {
-    triggers::consumer_docs()
-}
-
-/// The events this module publishes, for the event catalog.
-pub fn events() -> Vec<EventDoc> {
-    api::events::catalog()
+impl ContractModule {
+    /// Replaces the clock that gives executions their `now` (for tests: the same inputs,
+    /// state and `now` give the same output and hash).
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
 }

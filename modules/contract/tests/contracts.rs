@@ -16,6 +16,7 @@ use futures_util::future::join_all;
 use kernel::{
     auth::Role,
     bus::Event,
+    module::Module,
     money::{Currency, Money},
 };
 use serde::{Deserialize, Serialize};

@@ -9,9 +9,10 @@ use actix_web::{
     http::{StatusCode, header},
     test as actix_test, web,
 };
-use contract::ContractSettings;
+use contract::{ContractModule, ContractSettings};
 use kernel::{
     auth::{JwtKeys, Role},
+    module::Module,
     testing,
 };
 use serde_json::{Value, json};
@@ -32,7 +33,7 @@ macro_rules! app {
             .into_utoipa_app()
             .app_data(keys().authenticator())
             .app_data(web::Data::from($f.contracts.clone()))
-            .service(scope::scope("/api/v1").configure(contract::configure))
+            .service(scope::scope("/api/v1").configure(ContractModule::mount))
             .split_for_parts();
         actix_test::init_service(app).await
     }};

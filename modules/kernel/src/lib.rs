@@ -1,5 +1,6 @@
 //! Tessera's shared kernel: configuration, the database pool and migrations runner,
-//! problem+json errors, JWT auth, HTTP helpers and telemetry. It holds no business rules;
+//! problem+json errors, JWT auth, HTTP helpers, telemetry and the module contract
+//! ([`module::Module`]). It holds no business rules;
 //! modules depend on it and on each other's `-api` crates only.
 //!
 //! The data types a module's contract needs (typed ids, money, pagination, the event trait,
@@ -16,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod module;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;

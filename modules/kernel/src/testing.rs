@@ -26,14 +26,13 @@ use crate::{
 pub const POSTGRES_URL_VAR: &str = "TESSERA_TEST_DATABASE_URL";
 
 /// A module's API as the application mounts it, for the tests of the module's HTTP client:
-/// its handlers (`configure`) under `/api/v1` behind the idempotency middleware, with its
-/// service and `keys` (as the authenticator) as app data. Wrap it in
+/// its `routes` (handlers and the app data they need) under `/api/v1` behind the idempotency
+/// middleware, with `keys` as the authenticator. Wrap it in
 /// [`request_context`](crate::http::middleware::request_context) as the application does.
-pub fn module_api<S: ?Sized + 'static>(
+pub fn module_api(
     keys: JwtKeys,
     idempotency: web::Data<IdempotencyStore>,
-    service: web::Data<S>,
-    configure: fn(&mut ServiceConfig),
+    routes: &dyn Fn(&mut ServiceConfig),
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -41,17 +40,16 @@ pub fn module_api<S: ?Sized + 'static>(
         Response = ServiceResponse<BoxBody>,
         Error = actix_web::Error,
         InitError = (),
-    >,
+    > + use<>,
 > {
     let (app, _) = App::new()
         .into_utoipa_app()
         .app_data(keys.authenticator())
-        .app_data(service)
         .app_data(idempotency)
         .service(
             scope::scope("/api/v1")
                 .wrap(from_fn(idempotency::idempotency))
-                .configure(configure),
+                .configure(|cfg| routes(cfg)),
         )
         .split_for_parts();
     app

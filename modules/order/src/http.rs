@@ -17,10 +17,10 @@ use order_api::{
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 
-const TAG: &str = "order";
+pub(crate) const TAG: &str = "order";
 
 /// Mounts the order handlers.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_order)
         .service(list_orders)
         .service(get_order)

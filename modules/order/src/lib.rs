@@ -1,28 +1,33 @@
 //! The order module: orders and their state machine. It owns the `orders` and
 //! `order_items` tables; it prices and reserves through [`product_api::ProductService`] and
 //! learns about payments from `payment.*` events.
+//!
+//! [`OrderModule`] is what the binary plugs in (see [`kernel::module::Module`]).
 
 mod domain;
+mod expiry;
 mod http;
-mod saga;
 mod schema;
 mod service;
 mod store;
+mod subscribers;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
     bus::{
-        Bus, Subscriber,
+        Subscriber,
         catalog::{ConsumerDoc, EventDoc},
     },
     db::Migrations,
+    module::{Context, Job, Module, Tag},
 };
+use order_api::OrderService;
 use product_api::ProductService;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub use http::configure;
 pub use order_api as api;
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/order/sqlite");
@@ -57,11 +62,19 @@ impl Default for OrderSettings {
     }
 }
 
-/// The order module wired to its neighbours.
+kernel::neighbours! {
+    /// The other modules' traits the order module calls.
+    pub struct OrderNeighbours {
+        /// Prices each line from the catalog and reserves its stock, all lines or none.
+        pub products: dyn ProductService,
+    }
+}
+
+/// The order module, built: its store, its neighbours and its settings.
 #[derive(Clone)]
 pub struct OrderModule {
     store: store::Store,
-    products: Arc<dyn ProductService>,
+    neighbours: OrderNeighbours,
     settings: OrderSettings,
 }
 
@@ -73,59 +86,54 @@ impl std::fmt::Debug for OrderModule {
     }
 }
 
-impl OrderModule {
-    pub fn new(bus: Bus, products: Arc<dyn ProductService>, settings: OrderSettings) -> Self {
-        Self {
-            store: store::Store { bus },
-            products,
-            settings,
-        }
+impl Module for OrderModule {
+    const NAME: &'static str = "order";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Orders: place, pay (see payment), ship, deliver, cancel",
+    }];
+    type Settings = OrderSettings;
+    type Neighbours = OrderNeighbours;
+    type Service = dyn OrderService;
+
+    fn mount(cfg: &mut ServiceConfig<'_>) {
+        http::configure(cfg);
     }
 
-    /// The in-process [`api::OrderService`].
-    pub fn service(&self) -> Arc<dyn api::OrderService> {
+    fn events() -> Vec<EventDoc> {
+        api::events::catalog()
+    }
+
+    fn consumers() -> Vec<ConsumerDoc> {
+        subscribers::consumers()
+    }
+
+    fn new(context: Context<OrderSettings>, neighbours: OrderNeighbours) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: store::Store { bus: context.bus },
+            neighbours,
+            settings: context.settings,
+        })
+    }
+
+    fn service(&self) -> Arc<dyn OrderService> {
         Arc::new(service::LocalOrders {
             store: self.store.clone(),
-            products: self.products.clone(),
+            products: self.neighbours.products.clone(),
             payment_timeout: chrono::Duration::seconds(
                 i64::try_from(self.settings.payment_timeout_secs).unwrap_or(i64::MAX / 1000),
             ),
         })
     }
 
-    /// The subscribers to register on the bus.
-    pub fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
-        saga::subscribers(self.store.clone())
+    fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
+        subscribers::subscribers(self.store.clone())
     }
 
-    /// Starts the expiry sweep; it stops when `stop` changes.
-    pub fn start_jobs(
-        &self,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) -> tokio::task::JoinHandle<()> {
-        let store = self.store.clone();
-        let stuck = Duration::from_secs(self.settings.stuck_placement_secs);
-        kernel::jobs::every(
-            Duration::from_secs(self.settings.expiry_check_secs.max(1)),
-            stop,
-            move || {
-                let store = store.clone();
-                async move {
-                    if let Err(e) = saga::sweep(&store, stuck).await {
-                        tracing::warn!(error = ?e, "order expiry sweep failed");
-                    }
-                }
-            },
-        )
+    /// The expiry sweep.
+    fn jobs(&self) -> Vec<Job> {
+        let (store, settings) = (self.store.clone(), self.settings.clone());
+        vec![Box::new(move |stop| expiry::start(store, &settings, stop))]
     }
-}
-
-/// The events this module publishes.
-pub fn events() -> Vec<EventDoc> {
-    api::events::catalog()
-}
-
-/// The events this module consumes.
-pub fn consumers() -> Vec<ConsumerDoc> {
-    saga::consumers()
 }

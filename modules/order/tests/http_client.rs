@@ -29,15 +29,16 @@ use kernel::{
     db::{Backend, Db},
     error::{PROBLEM_CONTENT_TYPE, Problem},
     http::{idempotency::IdempotencyStore, middleware::request_context},
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{self, TestDatabase},
 };
-use order::{OrderModule, OrderSettings};
+use order::{OrderModule, OrderNeighbours, OrderSettings};
 use order_api::{
     CreateOrder, NewOrder, OrderError, OrderId, OrderItemInput, OrderQuery, OrderService,
     OrderStatus, Transition, client::HttpOrderService,
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{NewProduct, ProductId, ProductInput, ProductService};
 
 const SECRET: &str = "order-client-tests";
@@ -55,7 +56,7 @@ fn keys() -> JwtKeys {
 type Seen = (String, Role, bool);
 
 struct Neighbour {
-    orders: Arc<dyn OrderService>,
+    module: OrderModule,
     products: Arc<dyn ProductService>,
     db: Db,
     /// Requests that reached the order API, on any of the servers `serve` started.
@@ -72,10 +73,21 @@ fn neighbour() -> Neighbour {
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS, order::MIGRATIONS])
         .unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
-    let products = product::service(bus.clone(), &ProductSettings::default());
-    let module = OrderModule::new(bus, products.clone(), OrderSettings::default());
+    let product = Context {
+        bus: bus.clone(),
+        settings: ProductSettings::default(),
+    };
+    let products = ProductModule::new(product, ()).unwrap().service();
+    let context = Context {
+        bus,
+        settings: OrderSettings::default(),
+    };
+    let neighbours = OrderNeighbours {
+        products: products.clone(),
+    };
+    let module = OrderModule::new(context, neighbours).unwrap();
     Neighbour {
-        orders: module.service(),
+        module,
         products,
         db,
         hits: Arc::default(),
@@ -117,17 +129,12 @@ async fn reword_problems(
 
 /// Serves the order API on `listener` as the application mounts it.
 fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
-    let orders = web::Data::from(n.orders.clone());
+    let module = n.module.clone();
     let idempotency = web::Data::new(IdempotencyStore::new(n.db.clone(), SECRET.as_bytes()));
     let (hits, seen, reworded) = (n.hits.clone(), n.seen.clone(), n.reworded.clone());
     let server = HttpServer::new(move || {
         let (hits, seen, reworded) = (hits.clone(), seen.clone(), reworded.clone());
-        let app = testing::module_api(
-            keys(),
-            idempotency.clone(),
-            orders.clone(),
-            order::configure,
-        );
+        let app = testing::module_api(keys(), idempotency.clone(), &|cfg| module.routes(cfg));
         app.wrap(from_fn(move |req, next| {
             reword_problems(req, next, reworded.clone())
         }))

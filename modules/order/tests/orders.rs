@@ -12,15 +12,16 @@ use kernel::{
     config::{AppEnv, Settings},
     db::{Backend, Db},
     http::cursor,
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{self, TestDatabase, published_events},
 };
-use order::{OrderModule, OrderSettings};
+use order::{OrderModule, OrderNeighbours, OrderSettings};
 use order_api::{
     CreateOrder, NewOrder, OrderError, OrderItemInput, OrderQuery, OrderService, OrderStatus,
     Transition,
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{NewProduct, Product, ProductInput, ProductService};
 
 struct Fixture {
@@ -39,12 +40,26 @@ fn fixture(backend: Backend) -> Option<Fixture> {
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS, order::MIGRATIONS])
         .unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
-    let settings = ProductSettings::default();
-    let products = product::service(bus.clone(), &settings);
-    for subscriber in product::subscribers(bus.clone(), &settings) {
+    let product = ProductModule::new(
+        Context {
+            bus: bus.clone(),
+            settings: ProductSettings::default(),
+        },
+        (),
+    )
+    .unwrap();
+    for subscriber in product.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }
-    let module = OrderModule::new(bus.clone(), products.clone(), OrderSettings::default());
+    let products = product.service();
+    let context = Context {
+        bus: bus.clone(),
+        settings: OrderSettings::default(),
+    };
+    let neighbours = OrderNeighbours {
+        products: products.clone(),
+    };
+    let module = OrderModule::new(context, neighbours).unwrap();
     for subscriber in module.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }

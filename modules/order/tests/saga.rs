@@ -14,13 +14,14 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::Db,
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{TestDatabase, published_events},
 };
-use order::{OrderModule, OrderSettings};
+use order::{OrderModule, OrderNeighbours, OrderSettings};
 use order_api::{CreateOrder, NewOrder, OrderItemInput, OrderStatus, events::OrderCancelled};
 use payment_api::{PaymentId, events::PaymentSucceeded};
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{NewProduct, ProductInput};
 
 #[derive(Debug, QueryableByName)]
@@ -46,8 +47,19 @@ async fn a_payment_applied_while_the_order_is_cancelled_is_refunded_at_once() {
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS, order::MIGRATIONS])
         .unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
-    let products = product::service(bus.clone(), &ProductSettings::default());
-    let module = OrderModule::new(bus.clone(), products.clone(), OrderSettings::default());
+    let product = Context {
+        bus: bus.clone(),
+        settings: ProductSettings::default(),
+    };
+    let products = ProductModule::new(product, ()).unwrap().service();
+    let context = Context {
+        bus: bus.clone(),
+        settings: OrderSettings::default(),
+    };
+    let neighbours = OrderNeighbours {
+        products: products.clone(),
+    };
+    let module = OrderModule::new(context, neighbours).unwrap();
     for subscriber in module.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }

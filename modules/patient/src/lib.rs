@@ -4,9 +4,8 @@
 //! reach it only through [`api::PatientService`] and its events, which carry ids and codes,
 //! never personal data.
 //!
-//! What it exposes to the binary: its [`MIGRATIONS`], its [`PatientSettings`] (keys) with
-//! [`check_production`], a constructor for the trait object ([`service`]), [`configure`],
-//! which mounts its HTTP handlers, and [`events`] / [`consumers`] for the event catalog.
+//! [`PatientModule`] is what the binary plugs in (see [`kernel::module::Module`]); its
+//! start-up check refuses the development keys in production ([`check_production`]).
 
 mod audit;
 mod clinical;
@@ -19,24 +18,20 @@ mod store;
 
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
-use anyhow::{Context, bail};
+use anyhow::{Context as _, bail};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
-    bus::{
-        Bus,
-        catalog::{ConsumerDoc, EventDoc},
-    },
+    bus::catalog::EventDoc,
+    config::AppEnv,
     db::Migrations,
+    module::{Context, Module, Tag},
 };
+use patient_api::PatientService;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use crypto::{DEVELOPMENT_ENCRYPTION_KEY, DEVELOPMENT_KEY_ID, DEVELOPMENT_SEARCH_KEY};
-pub use http::configure;
 pub use patient_api as api;
-
-/// Paths whose bodies carry personal data; the binary keeps them out of stores that would
-/// hold bodies in plaintext (the idempotency store).
-pub const PRIVATE_PATHS: [&str; 2] = ["/api/v1/patients", "/api/v1/fhir"];
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/patient/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/patient/postgres");
@@ -103,9 +98,9 @@ impl fmt::Debug for PatientSettings {
 /// `TESSERA_ENV=production`.
 ///
 /// # Errors
-/// When the keys are malformed (as [`service`] would report), when any encryption key or
-/// the search key is a built-in development key, or when the search key is also an
-/// encryption key.
+/// When the keys are malformed (as building the [`PatientModule`] would report), when any
+/// encryption key or the search key is a built-in development key, or when the search key
+/// is also an encryption key.
 pub fn check_production(settings: &PatientSettings) -> anyhow::Result<()> {
     let keys = crypto::KeyMaterial::parse(settings).context("invalid configuration")?;
     let development_key = crypto::decode_key(DEVELOPMENT_ENCRYPTION_KEY);
@@ -138,29 +133,64 @@ pub fn check_production(settings: &PatientSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The in-process [`api::PatientService`]; its writes publish through `bus`.
-///
-/// # Errors
-/// When the keys in `settings` are malformed (the message names the setting, never a key).
-pub fn service(
-    bus: Bus,
-    settings: &PatientSettings,
-) -> anyhow::Result<Arc<dyn api::PatientService>> {
-    let vault = crypto::Vault::new(settings).context("invalid configuration")?;
-    Ok(Arc::new(service::LocalPatients::new(store::Store {
-        bus,
-        vault,
-    })))
+/// The patient module, built: its store (the bus and the vault of its keys).
+#[derive(Debug, Clone)]
+pub struct PatientModule {
+    store: store::Store,
 }
 
-/// The events this module consumes: none yet.
-pub fn consumers() -> Vec<ConsumerDoc> {
-    Vec::new()
-}
+impl Module for PatientModule {
+    const NAME: &'static str = "patient";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    /// The tags of its handlers (`http.rs`): records, and their FHIR views.
+    const TAGS: &'static [Tag] = &[
+        Tag {
+            name: "patient",
+            description: "Clinical records (clinician and admin only; every access audited)",
+        },
+        Tag {
+            name: "fhir",
+            description: "FHIR R4 views of clinical records",
+        },
+    ];
+    /// Its bodies carry personal data.
+    const PRIVATE_PATHS: &'static [&'static str] = &["/api/v1/patients", "/api/v1/fhir"];
+    type Settings = PatientSettings;
+    type Neighbours = ();
+    type Service = dyn PatientService;
 
-/// The events this module publishes, for the event catalog.
-pub fn events() -> Vec<EventDoc> {
-    api::events::catalog()
+    fn mount(cfg: &mut ServiceConfig<'_>) {
+        http::configure(cfg);
+    }
+
+    fn events() -> Vec<EventDoc> {
+        api::events::catalog()
+    }
+
+    /// In production, [`check_production`].
+    fn check(settings: &PatientSettings, env: AppEnv) -> anyhow::Result<()> {
+        if env == AppEnv::Production {
+            check_production(settings)?;
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// When the keys in the settings are malformed (the message names the setting, never a
+    /// key).
+    fn new(context: Context<PatientSettings>, (): ()) -> anyhow::Result<Self> {
+        let vault = crypto::Vault::new(&context.settings).context("invalid configuration")?;
+        Ok(Self {
+            store: store::Store {
+                bus: context.bus,
+                vault,
+            },
+        })
+    }
+
+    fn service(&self) -> Arc<dyn PatientService> {
+        Arc::new(service::LocalPatients::new(self.store.clone()))
+    }
 }
 
 #[cfg(test)]
@@ -235,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_catalog_lists_the_four_events() {
-        let kinds: Vec<_> = events().iter().map(|e| e.kind).collect();
+        let kinds: Vec<_> = PatientModule::events().iter().map(|e| e.kind).collect();
         assert_eq!(
             kinds,
             [
@@ -245,6 +275,6 @@ mod tests {
                 "treatment.planned"
             ]
         );
-        assert!(consumers().is_empty());
+        assert!(PatientModule::consumers().is_empty());
     }
 }

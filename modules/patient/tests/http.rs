@@ -21,8 +21,10 @@ use kernel::{
     auth::{JwtKeys, Role},
     db::Backend,
     http::middleware,
+    module::Module,
     testing,
 };
+use patient::PatientModule;
 use serde_json::{Value, json};
 use support::*;
 use utoipa_actix_web::{AppExt, scope};
@@ -45,7 +47,7 @@ macro_rules! app {
             .app_data(keys().authenticator())
             .app_data(web::Data::from($f.patients.clone()))
             .app_data(web::PathConfig::default().error_handler(kernel::http::path_error_handler))
-            .service(scope::scope("/api/v1").configure(patient::configure))
+            .service(scope::scope("/api/v1").configure(PatientModule::mount))
             .split_for_parts();
         actix_test::init_service(app.wrap(from_fn(middleware::request_context))).await
     }};
@@ -731,7 +733,7 @@ async fn searches_work_over_http_and_the_audit_trail_carries_the_request_id() {
 fn the_openapi_document_describes_every_operation() {
     let (_, api) = App::new()
         .into_utoipa_app()
-        .service(scope::scope("/api/v1").configure(patient::configure))
+        .service(scope::scope("/api/v1").configure(PatientModule::mount))
         .split_for_parts();
     let doc = serde_json::to_value(&api).unwrap();
     let cases = [

@@ -27,8 +27,10 @@ use kernel::{
     auth::{JwtKeys, Role},
     db::Backend,
     http::middleware,
+    module::Module,
     testing,
 };
+use patient::PatientModule;
 use serde_json::json;
 use support::*;
 use tracing::{
@@ -97,7 +99,7 @@ macro_rules! app {
             .into_utoipa_app()
             .app_data(keys().authenticator())
             .app_data(web::Data::from($patients))
-            .service(scope::scope("/api/v1").configure(patient::configure))
+            .service(scope::scope("/api/v1").configure(PatientModule::mount))
             .split_for_parts();
         actix_test::init_service(app.wrap(from_fn(middleware::request_context))).await
     }};

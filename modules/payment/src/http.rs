@@ -22,10 +22,10 @@ use payment_api::{
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 
-const TAG: &str = "payment";
+pub(crate) const TAG: &str = "payment";
 
 /// Mounts the payment handlers; the binary puts them under `/api/v1`.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_payment)
         .service(list_payments)
         .service(get_payment)

@@ -4,10 +4,8 @@
 //! [`api::PaymentService`] and its events. It reads orders through
 //! [`order_api::OrderService`], never the order module's tables.
 //!
-//! What it exposes to the binary: its [`MIGRATIONS`], the [`PaymentModule`] (the trait
-//! object, its bus subscribers and its reconciliation job), the [`simulated_gateway`],
-//! [`consumers`] and [`events`] for the event catalog, and [`configure`], which mounts its
-//! HTTP handlers.
+//! [`PaymentModule`] is what the binary plugs in (see [`kernel::module::Module`]); tests may
+//! build it with their own gateway ([`PaymentModule::with_gateway`]).
 
 mod domain;
 mod gateway;
@@ -25,16 +23,19 @@ use std::{num::NonZeroU64, sync::Arc, time::Duration};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
     bus::{
-        Bus, Subscriber,
+        Subscriber,
         catalog::{ConsumerDoc, EventDoc},
     },
     db::{Db, Migrations},
+    module::{Context, Job, Module, Tag},
 };
 use order_api::OrderService;
+use payment_api::PaymentService;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub use http::configure;
 pub use payment_api as api;
+pub use reconcile::Reconciled;
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/payment/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../../migrations/payment/postgres");
@@ -76,11 +77,19 @@ impl PaymentSettings {
     }
 }
 
-/// The payment module wired to its neighbours.
+kernel::neighbours! {
+    /// The other modules' traits the payment module calls.
+    pub struct PaymentNeighbours {
+        /// Reads the order to charge: its total and its status.
+        pub orders: dyn OrderService,
+    }
+}
+
+/// The payment module, built: its store, gateway and refunder, and its neighbours.
 #[derive(Clone)]
 pub struct PaymentModule {
     store: store::Store,
-    orders: Arc<dyn OrderService>,
+    neighbours: PaymentNeighbours,
     gateway: Arc<dyn api::PaymentGateway>,
     refunder: refunder::Refunder,
     settings: PaymentSettings,
@@ -94,57 +103,75 @@ impl std::fmt::Debug for PaymentModule {
     }
 }
 
-impl PaymentModule {
+impl Module for PaymentModule {
+    const NAME: &'static str = "payment";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Card payments and refunds",
+    }];
+    type Settings = PaymentSettings;
+    type Neighbours = PaymentNeighbours;
+    type Service = dyn PaymentService;
+
+    fn mount(cfg: &mut ServiceConfig<'_>) {
+        http::configure(cfg);
+    }
+
+    fn events() -> Vec<EventDoc> {
+        api::events::catalog()
+    }
+
+    fn consumers() -> Vec<ConsumerDoc> {
+        subscribers::consumers()
+    }
+
     /// With the [`simulated_gateway`] on the bus's database.
-    pub fn new(bus: Bus, orders: Arc<dyn OrderService>, settings: PaymentSettings) -> Self {
-        let gateway = simulated_gateway(bus.db().clone());
-        Self::with_gateway(bus, orders, gateway, settings)
+    fn new(
+        context: Context<PaymentSettings>,
+        neighbours: PaymentNeighbours,
+    ) -> anyhow::Result<Self> {
+        let gateway = simulated_gateway(context.bus.db().clone());
+        Ok(Self::with_gateway(context, neighbours, gateway))
     }
 
-    /// Orders are read through `orders`, cards charged through `gateway`, and writes publish
-    /// through `bus`.
-    pub fn with_gateway(
-        bus: Bus,
-        orders: Arc<dyn OrderService>,
-        gateway: Arc<dyn api::PaymentGateway>,
-        settings: PaymentSettings,
-    ) -> Self {
-        let store = store::Store { bus };
-        Self {
-            refunder: refunder::Refunder::new(store.clone(), gateway.clone()),
-            store,
-            orders,
-            gateway,
-            settings,
-        }
-    }
-
-    /// The in-process [`api::PaymentService`].
-    pub fn service(&self) -> Arc<dyn api::PaymentService> {
+    fn service(&self) -> Arc<dyn PaymentService> {
         Arc::new(service::LocalPayments::new(
             self.store.clone(),
-            self.orders.clone(),
+            self.neighbours.orders.clone(),
             self.gateway.clone(),
             self.refunder.clone(),
         ))
     }
 
-    /// The subscribers to register on the bus before the relay starts.
-    pub fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
+    fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
         vec![subscribers::refund_cancelled_orders(self.refunder.clone())]
     }
 
-    /// Starts reconciliation: once now, then every [`PaymentSettings::reconcile_every`],
-    /// until `stop` changes.
-    pub fn start_jobs(
-        &self,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) -> tokio::task::JoinHandle<()> {
-        self.reconciler().start(
-            self.settings.reconcile_after(),
-            self.settings.reconcile_every(),
-            stop,
-        )
+    /// Reconciliation: once now, then every [`PaymentSettings::reconcile_every`].
+    fn jobs(&self) -> Vec<Job> {
+        let (reconciler, settings) = (self.reconciler(), self.settings.clone());
+        vec![Box::new(move |stop| {
+            reconciler.start(settings.reconcile_after(), settings.reconcile_every(), stop)
+        })]
+    }
+}
+
+impl PaymentModule {
+    /// [`Module::new`] with cards charged through `gateway`.
+    pub fn with_gateway(
+        context: Context<PaymentSettings>,
+        neighbours: PaymentNeighbours,
+        gateway: Arc<dyn api::PaymentGateway>,
+    ) -> Self {
+        let store = store::Store { bus: context.bus };
+        Self {
+            refunder: refunder::Refunder::new(store.clone(), gateway.clone()),
+            store,
+            neighbours,
+            gateway,
+            settings: context.settings,
+        }
     }
 
     /// One reconciliation pass over what has been open for longer than `age` (tests and
@@ -165,23 +192,11 @@ impl PaymentModule {
     }
 }
 
-pub use reconcile::Reconciled;
-
 /// The deterministic gateway of development and tests, remembering what it did in its own
 /// table of `db`: `4000000000000002` is declined (`card_declined`), `4000000000009995` has
 /// `insufficient_funds`, every other valid card is captured; refunds always succeed.
 pub fn simulated_gateway(db: Db) -> Arc<dyn api::PaymentGateway> {
     Arc::new(gateway::SimulatedGateway::new(db))
-}
-
-/// What [`PaymentModule::subscribers`] consume, for the event catalog.
-pub fn consumers() -> Vec<ConsumerDoc> {
-    subscribers::consumer_docs()
-}
-
-/// The events this module publishes, for the event catalog.
-pub fn events() -> Vec<EventDoc> {
-    api::events::catalog()
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub(crate) fn refund_cancelled_orders(refunder: Refunder) -> Arc<dyn Subscriber>
     })
 }
 
-pub(crate) fn consumer_docs() -> Vec<ConsumerDoc> {
+pub(crate) fn consumers() -> Vec<ConsumerDoc> {
     const TYPES: &[&str] = &[<OrderCancelled as Event>::TYPE];
     vec![ConsumerDoc {
         subscriber: REFUND_CANCELLED_ORDERS,

@@ -12,9 +12,11 @@ use actix_web::{
 };
 use kernel::{
     auth::{JwtKeys, Role},
+    module::Module,
     testing,
 };
 use order_api::{OrderId, OrderStatus};
+use payment::PaymentModule;
 use serde_json::{Value, json};
 use support::*;
 use utoipa_actix_web::{AppExt, scope};
@@ -43,7 +45,7 @@ macro_rules! app {
             .into_utoipa_app()
             .app_data(keys().authenticator())
             .app_data(web::Data::from($f.payments.clone()))
-            .service(scope::scope("/api/v1").configure(payment::configure))
+            .service(scope::scope("/api/v1").configure(PaymentModule::mount))
             .split_for_parts();
         actix_test::init_service(app).await
     }};
@@ -264,7 +266,7 @@ async fn another_customers_payment_is_not_found_and_bad_listing_params_are_422()
 fn the_openapi_document_describes_every_operation() {
     let (_, api) = App::new()
         .into_utoipa_app()
-        .service(scope::scope("/api/v1").configure(payment::configure))
+        .service(scope::scope("/api/v1").configure(PaymentModule::mount))
         .split_for_parts();
     let doc = serde_json::to_value(&api).unwrap();
     let operation = |path: &str, method: &str| doc["paths"][path][method].clone();

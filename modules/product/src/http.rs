@@ -23,12 +23,12 @@ use product_api::{
 };
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::service::LocalProducts;
+use crate::cache::ReadCache;
 
-const TAG: &str = "product";
+pub(crate) const TAG: &str = "product";
 
 /// Mounts the product handlers; the binary puts them under `/api/v1`.
-pub fn configure(cfg: &mut ServiceConfig) {
+pub(crate) fn configure(cfg: &mut ServiceConfig) {
     cfg.service(create_product)
         .service(list_products)
         .service(get_product)
@@ -119,16 +119,13 @@ async fn list_products(
 #[get("/products/{id}")]
 async fn get_product(
     products: Products,
+    cache: web::Data<ReadCache>,
     id: web::Path<ProductId>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    // This module's own service answers from its read cache (see `crate::cache`): the same
-    // bytes and headers as a fresh read.
-    if let Some(local) = LocalProducts::of(products.get_ref()) {
-        return Ok(local.get_response(id).await?.respond());
-    }
-    let product = products.get(id).await?;
-    Ok(json_with_etag(StatusCode::OK, &product, product.version))
+    // From the module's read cache (see `crate::cache`) when it can: the same bytes and
+    // headers as a fresh read.
+    let ready = cache.response(products.get_ref(), id.into_inner()).await?;
+    Ok(ready.respond())
 }
 
 /// Replace a product.

@@ -2,30 +2,32 @@
 //! `product_reservations` and `product_reservation_lines` tables; other modules reach it only
 //! through [`product_api::ProductService`].
 //!
-//! What it exposes to the binary: its [`MIGRATIONS`], a constructor for the trait object
-//! ([`service`]) and [`configure`], which mounts its HTTP handlers.
+//! [`ProductModule`] is what the binary plugs in (see [`kernel::module::Module`]).
 
 mod cache;
 mod domain;
 mod http;
-mod saga;
 mod schema;
 mod service;
 mod store;
+mod subscribers;
 
 use std::{sync::Arc, time::Duration};
 
+use actix_web::web;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use kernel::{
     bus::{
-        Bus, Subscriber,
+        Subscriber,
         catalog::{ConsumerDoc, EventDoc},
     },
     db::Migrations,
+    module::{Context, Module, Tag},
 };
+use product_api::ProductService;
 use serde::Deserialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-pub use http::configure;
 pub use product_api as api;
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("../../migrations/product/sqlite");
@@ -62,37 +64,64 @@ impl Default for ProductSettings {
     }
 }
 
-fn store(bus: Bus, settings: &ProductSettings) -> store::Store {
-    let cache = cache::ReadCache::shared(
-        &bus,
-        Duration::from_millis(settings.cache_ttl_ms),
-        settings.cache_capacity,
-    );
-    store::Store {
-        bus,
-        stock_low_threshold: settings.stock_low_threshold,
-        cache,
+/// The product module, built: one read cache of `GET /products/{id}`, shared by its
+/// service, its subscribers (a saga's write invalidates it) and its handlers.
+#[derive(Debug, Clone)]
+pub struct ProductModule {
+    store: store::Store,
+}
+
+impl Module for ProductModule {
+    const NAME: &'static str = "product";
+    const MIGRATIONS: &'static Migrations = &MIGRATIONS;
+    const TAGS: &'static [Tag] = &[Tag {
+        name: http::TAG,
+        description: "Catalog and inventory",
+    }];
+    type Settings = ProductSettings;
+    type Neighbours = ();
+    type Service = dyn ProductService;
+
+    fn mount(cfg: &mut ServiceConfig<'_>) {
+        http::configure(cfg);
     }
-}
 
-/// The in-process [`api::ProductService`]; its writes publish through `bus`. It shares the
-/// read cache of `GET /products/{id}` with the [`subscribers`] made for the same `bus`.
-pub fn service(bus: Bus, settings: &ProductSettings) -> Arc<dyn api::ProductService> {
-    Arc::new(service::LocalProducts::new(store(bus, settings)))
-}
+    fn events() -> Vec<EventDoc> {
+        api::events::catalog()
+    }
 
-/// The subscribers to register on the bus: order events move reservations (and invalidate
-/// the read cache of the [`service`] made for the same `bus`).
-pub fn subscribers(bus: Bus, settings: &ProductSettings) -> Vec<Arc<dyn Subscriber>> {
-    saga::subscribers(store(bus, settings))
-}
+    fn consumers() -> Vec<ConsumerDoc> {
+        subscribers::consumers()
+    }
 
-/// The events this module consumes.
-pub fn consumers() -> Vec<ConsumerDoc> {
-    saga::consumers()
-}
+    fn new(context: Context<ProductSettings>, (): ()) -> anyhow::Result<Self> {
+        let Context { bus, settings } = context;
+        let cache = cache::ReadCache::new(
+            Duration::from_millis(settings.cache_ttl_ms),
+            settings.cache_capacity,
+        );
+        Ok(Self {
+            store: store::Store {
+                bus,
+                stock_low_threshold: settings.stock_low_threshold,
+                cache,
+            },
+        })
+    }
 
-/// The events this module publishes, for the event catalog.
-pub fn events() -> Vec<EventDoc> {
-    api::events::catalog()
+    fn service(&self) -> Arc<dyn ProductService> {
+        Arc::new(service::LocalProducts::new(self.store.clone()))
+    }
+
+    /// The service and the read cache, for the handlers.
+    fn routes(&self, cfg: &mut ServiceConfig<'_>) {
+        cfg.app_data(web::Data::from(self.service()))
+            .app_data(web::Data::new(self.store.cache.clone()));
+        http::configure(cfg);
+    }
+
+    /// Order events move reservations (and invalidate the read cache).
+    fn subscribers(&self) -> Vec<Arc<dyn Subscriber>> {
+        subscribers::subscribers(self.store.clone())
+    }
 }

@@ -1,9 +1,6 @@
 //! The in-process implementation of [`ProductService`]: each call runs its store method on
-//! the blocking pool, inside a span named after the trait method. The HTTP layer's `GET` of
-//! one product goes through [`LocalProducts::get_response`] instead, which answers from the
-//! read cache when it can.
-
-use std::any::Any;
+//! the blocking pool, inside a span named after the trait method. (The HTTP layer's `GET` of
+//! one product answers from the read cache when it can: `ReadCache::response`.)
 
 use async_trait::async_trait;
 use kernel::{
@@ -15,10 +12,7 @@ use product_api::{
     ProductService, Reservation, ReservationId, ReservationLines,
 };
 
-use crate::{
-    cache::{ReadCache, Ready},
-    store::Store,
-};
+use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub(crate) struct LocalProducts {
@@ -28,35 +22,6 @@ pub(crate) struct LocalProducts {
 impl LocalProducts {
     pub(crate) fn new(store: Store) -> Self {
         Self { store }
-    }
-
-    /// `service` itself when it is this module's in-process implementation.
-    pub(crate) fn of(service: &dyn ProductService) -> Option<&Self> {
-        service.as_any()?.downcast_ref()
-    }
-
-    fn cache(&self) -> &ReadCache {
-        &self.store.cache
-    }
-
-    /// The `GET /products/{id}` response: from the read cache, else read and cached.
-    ///
-    /// # Errors
-    /// [`ProductError::NotFound`] (never cached).
-    pub(crate) async fn get_response(&self, id: ProductId) -> Result<Ready, ProductError> {
-        match self.cache().get(id) {
-            Some(hit) => Ok(hit),
-            None => self.load_response(id).await,
-        }
-    }
-
-    #[tracing::instrument(name = "product.get", skip(self))]
-    async fn load_response(&self, id: ProductId) -> Result<Ready, ProductError> {
-        let ticket = self.cache().ticket(id);
-        let product = self.run(move |s, c| s.get(c, id)).await?;
-        let ready = Ready::of(&product)?;
-        self.cache().insert(id, ticket, &ready);
-        Ok(ready)
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, ProductError>
@@ -134,9 +99,5 @@ impl ProductService for LocalProducts {
     #[tracing::instrument(name = "product.commit", skip(self))]
     async fn commit(&self, id: ReservationId) -> Result<Reservation, ProductError> {
         self.write(move |s, c| s.commit(c, id)).await
-    }
-
-    fn as_any(&self) -> Option<&dyn Any> {
-        Some(self)
     }
 }

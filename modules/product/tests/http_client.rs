@@ -27,11 +27,12 @@ use kernel::{
     config::{AppEnv, AuthSettings, Settings},
     db::{Backend, Db},
     http::{idempotency::IdempotencyStore, middleware::request_context},
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{self, TestDatabase},
     version::ExpectedVersion,
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{
     NewProduct, ProductChanges, ProductError, ProductId, ProductInput, ProductQuery,
     ProductService, ReservationId, ReservationStatus, client::HttpProductService,
@@ -49,6 +50,7 @@ fn keys() -> JwtKeys {
 }
 
 struct Neighbour {
+    module: ProductModule,
     products: Arc<dyn ProductService>,
     db: Db,
     /// Requests that reached the product API, on any of the servers `serve` started.
@@ -61,8 +63,11 @@ fn neighbour() -> Neighbour {
     let db = Db::connect(&database.settings()).unwrap();
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS]).unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
+    let settings = ProductSettings::default();
+    let module = ProductModule::new(Context { bus, settings }, ()).unwrap();
     Neighbour {
-        products: product::service(bus, &ProductSettings::default()),
+        products: module.service(),
+        module,
         db,
         hits: Arc::default(),
         _database: database,
@@ -71,17 +76,12 @@ fn neighbour() -> Neighbour {
 
 /// Serves the product API on `listener` as the application mounts it.
 fn serve(n: &Neighbour, listener: TcpListener) -> ServerHandle {
-    let products = web::Data::from(n.products.clone());
+    let module = n.module.clone();
     let idempotency = web::Data::new(IdempotencyStore::new(n.db.clone(), SECRET.as_bytes()));
     let hits = n.hits.clone();
     let server = HttpServer::new(move || {
         let hits = hits.clone();
-        let app = testing::module_api(
-            keys(),
-            idempotency.clone(),
-            products.clone(),
-            product::configure,
-        );
+        let app = testing::module_api(keys(), idempotency.clone(), &|cfg| module.routes(cfg));
         app.wrap(from_fn(request_context)).wrap_fn(move |req, srv| {
             hits.fetch_add(1, Ordering::SeqCst);
             srv.call(req)

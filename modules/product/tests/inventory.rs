@@ -11,10 +11,11 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     testing::{TestDatabase, published_events},
     version::ExpectedVersion,
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{
     ProductChanges, ProductError, ProductId, ProductService, ReservationId, ReservationStatus,
 };
@@ -32,12 +33,13 @@ fn fixture(backend: Backend) -> Option<Fixture> {
     let db = Db::connect(&settings).unwrap();
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS]).unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
-    let product_settings = ProductSettings {
+    let settings = ProductSettings {
         stock_low_threshold: 3,
         ..ProductSettings::default()
     };
+    let module = ProductModule::new(Context { bus, settings }, ()).unwrap();
     Some(Fixture {
-        products: product::service(bus, &product_settings),
+        products: module.service(),
         db,
         _database: database,
     })

@@ -25,6 +25,7 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{self, TestDatabase},
 };
@@ -32,7 +33,7 @@ use order_api::{
     OrderId,
     events::{OrderCancelled, OrderPaid},
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{ProductId, ProductService, ReservationId};
 use serde_json::{Value, json};
 use utoipa_actix_web::{AppExt, scope};
@@ -40,6 +41,7 @@ use utoipa_actix_web::{AppExt, scope};
 const LONG_TTL_MS: u64 = 60_000;
 
 struct Fixture {
+    module: ProductModule,
     products: Arc<dyn ProductService>,
     bus: Bus,
     db: Db,
@@ -51,8 +53,8 @@ fn keys() -> JwtKeys {
     testing::jwt_keys("product-read-cache-tests")
 }
 
-/// The product module wired as the binary wires it: its service and its saga subscribers
-/// are built by separate calls, on one bus.
+/// The product module wired as the binary wires it: one module, whose service, saga
+/// subscribers and handlers share its read cache.
 fn fixture(backend: Backend, cache_ttl_ms: u64) -> Option<Fixture> {
     let database = TestDatabase::new(backend)?;
     let db = Db::connect(&database.settings()).unwrap();
@@ -62,11 +64,20 @@ fn fixture(backend: Backend, cache_ttl_ms: u64) -> Option<Fixture> {
         cache_ttl_ms,
         ..ProductSettings::default()
     };
-    for subscriber in product::subscribers(bus.clone(), &settings) {
+    let module = ProductModule::new(
+        Context {
+            bus: bus.clone(),
+            settings,
+        },
+        (),
+    )
+    .unwrap();
+    for subscriber in module.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }
     Some(Fixture {
-        products: product::service(bus.clone(), &settings),
+        products: module.service(),
+        module,
         bus,
         db,
         keys: keys(),
@@ -81,8 +92,7 @@ async fn app(
     let (app, _) = App::new()
         .into_utoipa_app()
         .app_data(keys().authenticator())
-        .app_data(web::Data::from(f.products.clone()))
-        .service(scope::scope("/api/v1").configure(product::configure))
+        .service(scope::scope("/api/v1").configure(|cfg| f.module.routes(cfg)))
         .split_for_parts();
     test::init_service(app).await
 }

@@ -13,6 +13,7 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{TestDatabase, published_events},
 };
@@ -20,7 +21,7 @@ use order_api::{
     OrderId,
     events::{OrderCancelled, OrderPaid},
 };
-use product::ProductSettings;
+use product::{ProductModule, ProductSettings};
 use product_api::{ProductService, ReservationId};
 
 const COMMIT: &str = "product.commit_paid_orders";
@@ -40,12 +41,16 @@ fn fixture(backend: Backend) -> Option<Fixture> {
     // A dead relay's lease runs out quickly.
     settings.lease_secs = 3;
     let bus = Bus::new(db.clone(), settings);
-    let product_settings = ProductSettings::default();
-    for subscriber in product::subscribers(bus.clone(), &product_settings) {
+    let context = Context {
+        bus: bus.clone(),
+        settings: ProductSettings::default(),
+    };
+    let module = ProductModule::new(context, ()).unwrap();
+    for subscriber in module.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }
     Some(Fixture {
-        products: product::service(bus.clone(), &product_settings),
+        products: module.service(),
         bus,
         db,
         _database: database,

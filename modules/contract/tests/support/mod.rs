@@ -13,6 +13,7 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     testing::TestDatabase,
 };
 use serde_json::{Value, json};
@@ -51,7 +52,11 @@ pub fn fixture_with(backend: Backend, settings: ContractSettings) -> Option<Fixt
     let bus = Bus::new(db.clone(), bus_settings);
     let now: Arc<Mutex<Option<DateTime<Utc>>>> = Arc::default();
     let clock = now.clone();
-    let module = ContractModule::new(bus.clone(), &settings)
+    let context = Context {
+        bus: bus.clone(),
+        settings,
+    };
+    let module = ContractModule::new(context, ())
         .unwrap()
         .with_clock(move || clock.lock().unwrap().unwrap_or_else(Utc::now));
     for subscriber in module.subscribers() {

@@ -4,6 +4,8 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod events;
+#[cfg(feature = "client")]
+mod neighbour;
 mod problem;
 
 use std::fmt;

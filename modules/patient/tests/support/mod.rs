@@ -11,9 +11,10 @@ use kernel::{
     bus::{self, Bus},
     config::{AppEnv, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     testing::{TestDatabase, published_events},
 };
-use patient::PatientSettings;
+use patient::{PatientModule, PatientSettings};
 use patient_api::{
     AccessContext, DiagnosisInput, DiagnosisStatus, NewDiagnosis, NewPatient, Patient,
     PatientInput, PatientService,
@@ -52,8 +53,17 @@ pub struct Fixture {
 impl Fixture {
     /// Another service on the same database with other keys (a restart after rotation).
     pub fn restarted_with(&self, settings: &PatientSettings) -> Arc<dyn PatientService> {
-        patient::service(self.bus.clone(), settings).unwrap()
+        service(&self.bus, settings)
     }
+}
+
+/// The patient module's service on `bus`, with `settings`.
+pub fn service(bus: &Bus, settings: &PatientSettings) -> Arc<dyn PatientService> {
+    let context = Context {
+        bus: bus.clone(),
+        settings: settings.clone(),
+    };
+    PatientModule::new(context, ()).unwrap().service()
 }
 
 /// Keys `ids` (each 32 bytes derived from its name), the last one active.
@@ -80,7 +90,7 @@ pub fn fixture_with(backend: Backend, settings: PatientSettings) -> Option<Fixtu
     db.migrate(&[bus::MIGRATIONS, patient::MIGRATIONS]).unwrap();
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
     Some(Fixture {
-        patients: patient::service(bus.clone(), &settings).unwrap(),
+        patients: service(&bus, &settings),
         bus,
         db,
         settings,

@@ -20,6 +20,7 @@ use kernel::{
     bus::{self, Bus, Envelope},
     config::{AppEnv, Settings},
     db::{Backend, Db},
+    module::{Context, Module},
     money::{Currency, Money},
     testing::{TestDatabase, published_events},
 };
@@ -27,7 +28,7 @@ use order_api::{
     NewOrder, Order, OrderError, OrderId, OrderPage, OrderQuery, OrderService, OrderStatus,
     Transition, events::OrderCancelled,
 };
-use payment::{PaymentModule, PaymentSettings};
+use payment::{PaymentModule, PaymentNeighbours, PaymentSettings};
 use payment_api::{
     Card, CardInput, ChargeOutcome, GatewayRecord, IdempotencyKey, PaymentGateway, PaymentId,
     PaymentService, PaymentStatus, RefundId, RefundOutcome,
@@ -236,12 +237,14 @@ pub fn fixture(backend: Backend) -> Option<Fixture> {
     let bus = Bus::new(db.clone(), settings);
     let orders = Arc::new(FixedOrders::default());
     let gateway = Arc::new(TestGateway::new(db.clone()));
-    let module = PaymentModule::with_gateway(
-        bus.clone(),
-        orders.clone(),
-        gateway.clone(),
-        PaymentSettings::default(),
-    );
+    let context = Context {
+        bus: bus.clone(),
+        settings: PaymentSettings::default(),
+    };
+    let neighbours = PaymentNeighbours {
+        orders: orders.clone(),
+    };
+    let module = PaymentModule::with_gateway(context, neighbours, gateway.clone());
     for subscriber in module.subscribers() {
         bus.subscribe(subscriber).unwrap();
     }

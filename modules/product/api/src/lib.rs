@@ -6,6 +6,8 @@
 pub mod client;
 pub mod events;
 mod listing;
+#[cfg(feature = "client")]
+mod neighbour;
 mod problem;
 mod product;
 mod reservation;
@@ -96,13 +98,6 @@ pub trait ProductService: Send + Sync + 'static {
     /// [`ProductError::ReservationNotFound`]; [`ProductError::ReservationClosed`] when it was
     /// released.
     async fn commit(&self, id: ReservationId) -> Result<Reservation, ProductError>;
-
-    /// The implementation itself, for code of the module that owns it: the product module's
-    /// HTTP layer reaches its read cache through it. `None` (the default) for any other
-    /// implementation, such as the HTTP client.
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        None
-    }
 }
 
 /// Everything that can go wrong in the product module.

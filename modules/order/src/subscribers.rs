@@ -1,14 +1,11 @@
 //! What the order module does when other modules report: a successful payment makes a
 //! pending order paid; a payment that arrives for an order already cancelled (it expired
 //! while the customer paid) is announced as a cancellation with refund, so the money goes
-//! back. And the expiry sweep: unpaid orders past their time are cancelled.
+//! back.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use kernel::{
-    bus::{self, Subscriber, Tx, catalog::ConsumerDoc},
-    db::retry_on_conflict,
-};
+use kernel::bus::{self, Subscriber, Tx, catalog::ConsumerDoc};
 use order_api::{OrderError, OrderStatus, events::OrderCancelled};
 use payment_api::events::PaymentSucceeded;
 
@@ -68,30 +65,4 @@ pub(crate) fn consumers() -> Vec<ConsumerDoc> {
         event_types: &["payment.succeeded"],
         summary: "Marks the order paid (or asks for a refund when it was already cancelled).",
     }]
-}
-
-/// Cancels unpaid orders past `expires_at` and placements a crash left half done.
-pub(crate) async fn sweep(store: &Store, stuck_after: Duration) -> Result<usize, OrderError> {
-    let now = kernel::time::now();
-    let stuck_before = now - chrono::Duration::from_std(stuck_after).unwrap_or_default();
-    let s = store.clone();
-    let due = store
-        .bus
-        .db()
-        .run(move |conn| s.due_for_expiry(conn, now, stuck_before))
-        .await?;
-    let mut expired = 0;
-    for (id, status) in due {
-        let s = store.clone();
-        if store
-            .bus
-            .db()
-            .run(move |conn| retry_on_conflict(conn, |conn| s.expire(conn, id, &status)))
-            .await?
-        {
-            tracing::info!(order = %id, "order expired unpaid");
-            expired += 1;
-        }
-    }
-    Ok(expired)
 }

@@ -136,7 +136,7 @@ impl Subscriber for Triggers {
     }
 }
 
-pub(crate) fn consumer_docs() -> Vec<ConsumerDoc> {
+pub(crate) fn consumers() -> Vec<ConsumerDoc> {
     vec![ConsumerDoc {
         subscriber: TRIGGERS,
         module: "contract",
