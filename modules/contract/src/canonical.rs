@@ -1,8 +1,7 @@
 //! Canonical JSON and the ledger hash.
 //!
-//! Canonical JSON here: object keys sorted (by their UTF-8 bytes), no whitespace, strings
-//! escaped as `serde_json` escapes them, numbers as `serde_json` prints them, times as
-//! RFC 3339 UTC with microseconds (`2026-01-02T03:04:05.000006Z`).
+//! Canonical JSON is the kernel's ([`kernel::canonical`]: object keys sorted, no whitespace),
+//! with times as RFC 3339 UTC with microseconds (`2026-01-02T03:04:05.000006Z`).
 //!
 //! The ledger stores `input`, `output` and `state` as canonical JSON text, and the record is
 //! assembled from those stored fragments rather than from re-parsed values: a float does not
@@ -12,55 +11,9 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+pub(crate) use kernel::canonical::to_string;
+use kernel::canonical::write_string;
 use sha2::{Digest, Sha256};
-
-/// `value` as canonical JSON.
-pub(crate) fn to_string(value: &Value) -> String {
-    let mut out = String::new();
-    write_value(&mut out, value);
-    out
-}
-
-fn write_string(out: &mut String, s: &str) {
-    // Serializing a string cannot fail.
-    out.push_str(&serde_json::to_string(s).unwrap_or_default());
-}
-
-fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => write_string(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, key);
-                out.push(':');
-                write_value(out, item);
-            }
-            out.push('}');
-        }
-    }
-}
 
 /// A time as the ledger writes it: RFC 3339, UTC, microseconds.
 pub(crate) fn time(t: DateTime<Utc>) -> String {
@@ -136,24 +89,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use serde_json::json;
-
-    #[test]
-    fn object_keys_are_sorted_at_every_depth_without_whitespace() {
-        let value = json!({"b": 1, "a": {"z": [3, {"y": null, "x": true}], "c": "é\"\n"}});
-        assert_eq!(
-            to_string(&value),
-            r#"{"a":{"c":"é\"\n","z":[3,{"x":true,"y":null}]},"b":1}"#
-        );
-    }
-
-    #[test]
-    fn equal_values_written_differently_have_one_canonical_form() {
-        let a: Value = serde_json::from_str(r#"{ "x" : 1.5, "y" : [ 1 , 2 ] }"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"y":[1,2],"x":1.5}"#).unwrap();
-        assert_eq!(to_string(&a), to_string(&b));
-        assert_eq!(to_string(&a), r#"{"x":1.5,"y":[1,2]}"#);
-    }
+    use serde_json::Value;
 
     #[test]
     fn times_are_utc_with_microseconds() {

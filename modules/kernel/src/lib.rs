@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod canonical;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod config;

@@ -2,7 +2,8 @@
 //!
 //! - the first response (status, body, `Content-Type`, `Location`, `ETag`) to a key is kept
 //!   for `ttl` (24 h) and replayed, with `Idempotent-Replayed: true`, for the same caller and
-//!   the same request (method, path, query and body);
+//!   the same request (method, path, query and body — a JSON body by meaning, so its
+//!   whitespace and key order do not matter);
 //! - the same key with a different request → 422; while the first is still running → 409;
 //! - keys are scoped per caller (the token's `sub`); unauthenticated requests pass through
 //!   untouched (the handler answers 401);
@@ -35,7 +36,7 @@ mod fingerprint;
 mod replay;
 mod store;
 
-use fingerprint::{payload_of, read_body, request_hash};
+use fingerprint::{body_meaning, payload_of, read_body, request_hash};
 use replay::{Stored, replay};
 pub use store::IdempotencyStore;
 use store::{Begun, record};
@@ -106,7 +107,7 @@ pub async fn idempotency(
         &store.hash_key,
         &method,
         req.uri().path_and_query().map_or("", |p| p.as_str()),
-        &body,
+        &body_meaning(req.headers(), &body),
     );
     req.set_payload(payload_of(body));
 

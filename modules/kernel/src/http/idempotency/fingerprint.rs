@@ -1,6 +1,11 @@
 //! The request's fingerprint: its body is read whole (within the JSON limit), hashed with
 //! method, path and query under a secret key, and put back for the handler.
+//!
+//! A JSON body is fingerprinted by meaning, as canonical JSON ([`crate::canonical`]): a
+//! client that re-serialises its body for a retry (other whitespace, other key order) sends
+//! the same request. Any other body, and JSON that does not parse, is compared byte for byte.
 
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
 use actix_web::{
     HttpMessage,
     dev::{Payload, ServiceRequest},
@@ -28,6 +33,24 @@ pub(super) fn request_hash(key: &[u8], method: &str, path_and_query: &str, body:
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// What of `body` the fingerprint covers: its canonical JSON when `headers` declare JSON
+/// (`application/json` or `application/<x>+json`) and it parses, else its bytes.
+pub(super) fn body_meaning(headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let declared_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| {
+            essence == "application/json"
+                || (essence.starts_with("application/") && essence.ends_with("+json"))
+        });
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) if declared_json => crate::canonical::to_string(&value).into_bytes(),
+        _ => body.to_vec(),
+    }
 }
 
 pub(super) async fn read_body(
@@ -69,5 +92,38 @@ mod tests {
         assert_ne!(a, request_hash(b"k", "POST", "/api/v1/payments", b"{}"));
         assert_ne!(a, request_hash(b"other", "POST", "/api/v1/orders", b"{}"));
         assert_eq!(a, request_hash(b"k", "POST", "/api/v1/orders", b"{}"));
+    }
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_json_body_counts_by_meaning_not_formatting() {
+        let json = headers("application/json; charset=utf-8");
+        let compact = body_meaning(&json, br#"{"items":[{"product_id":"p","quantity":2}]}"#);
+        let spread = body_meaning(
+            &json,
+            b"{\n  \"items\" : [ { \"quantity\" : 2, \"product_id\" : \"p\" } ]\n}\n",
+        );
+        assert_eq!(compact, spread);
+        assert_eq!(
+            compact,
+            body_meaning(&headers("application/merge-patch+json"), &compact)
+        );
+        let other = body_meaning(&json, br#"{"items":[{"product_id":"p","quantity":3}]}"#);
+        assert_ne!(compact, other);
+    }
+
+    #[test]
+    fn other_bodies_count_byte_for_byte() {
+        let text = headers("text/plain");
+        assert_eq!(body_meaning(&text, br#"{ "a": 1 }"#), br#"{ "a": 1 }"#);
+        assert_eq!(body_meaning(&HeaderMap::new(), b"{ }"), b"{ }");
+        let json = headers("application/json");
+        assert_eq!(body_meaning(&json, b"{ not json"), b"{ not json");
+        assert_ne!(body_meaning(&json, b"{ }"), body_meaning(&json, b"{ } x"));
     }
 }
