@@ -32,8 +32,8 @@ enum Command {
     Doctor,
     /// Print a signed JWT for the configured secret, and nothing else.
     Token {
-        /// Subject (user or service name).
-        #[arg(long)]
+        /// Subject (user or service name); must not be blank.
+        #[arg(long, value_parser = subject)]
         sub: String,
         /// admin, clinician, customer or service.
         #[arg(long, value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<Role>()))]
@@ -42,6 +42,15 @@ enum Command {
         #[arg(long)]
         ttl: Option<u64>,
     },
+}
+
+/// `--sub`: the server refuses tokens without a subject, so none is printed.
+fn subject(s: &str) -> Result<String, &'static str> {
+    if s.trim().is_empty() {
+        Err("must name a user or service (it is blank)")
+    } else {
+        Ok(s.to_owned())
+    }
 }
 
 fn main() -> ExitCode {

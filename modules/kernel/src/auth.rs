@@ -66,8 +66,12 @@ impl JwtKeys {
     /// `None`).
     ///
     /// # Errors
-    /// Only if signing fails, which HS256 with a non-empty secret does not.
+    /// A blank `sub` (the server refuses such tokens), or a failed signing, which HS256 with
+    /// a non-empty secret does not.
     pub fn issue(&self, sub: &str, role: Role, ttl_secs: Option<u64>) -> anyhow::Result<String> {
+        if sub.trim().is_empty() {
+            anyhow::bail!("a token needs a subject: the user or service name must not be blank");
+        }
         let now = now_secs();
         let claims = Claims {
             sub: sub.to_owned(),
@@ -87,9 +91,10 @@ impl JwtKeys {
     }
 
     /// # Errors
-    /// 401 problems: expired, bad signature, wrong issuer or malformed.
+    /// 401 problems: expired, bad signature, wrong issuer, malformed, or naming no subject
+    /// (a blank `sub` would make every such caller one anonymous owner of orders and keys).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
@@ -100,7 +105,14 @@ impl JwtKeys {
                     _ => "The bearer token is malformed.",
                 };
                 ApiError::new(ErrorKind::Unauthorized, detail)
-            })
+            })?;
+        if claims.sub.trim().is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::Unauthorized,
+                "The bearer token names no subject.",
+            ));
+        }
+        Ok(claims)
     }
 }
 
@@ -186,6 +198,27 @@ mod tests {
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
         let err = k.verify(&token).unwrap_err();
         assert!(err.detail().contains("expired"));
+    }
+
+    #[test]
+    fn a_blank_subject_is_neither_issued_nor_accepted() {
+        let k = keys("s3cret");
+        let now = now_secs();
+        for sub in ["", " ", "\t\n"] {
+            assert!(k.issue(sub, Role::Admin, None).is_err(), "{sub:?} issued");
+            let claims = Claims {
+                sub: sub.into(),
+                role: Role::Admin,
+                iss: "tessera".into(),
+                iat: now,
+                exp: now + 60,
+            };
+            let token =
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &k.encoding).unwrap();
+            let err = k.verify(&token).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthorized, "{sub:?}");
+            assert!(err.detail().contains("no subject"), "{sub:?}");
+        }
     }
 
     #[test]
