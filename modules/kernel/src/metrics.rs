@@ -97,12 +97,16 @@ pub fn http_request(method: &str, route: &str, status: u16, latency: Duration) {
     metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
 }
 
-/// Events of these types were committed to the outbox.
-pub fn events_published(types: &[String]) {
-    for kind in types {
-        let module = kind.split('.').next().unwrap_or_default().to_owned();
-        metrics::counter!("bus_events_published_total", "module" => module, "type" => kind.clone())
-            .increment(1);
+/// These events were committed to the outbox. `module` is the module that published one,
+/// never the first word of its type (`inventory.reserved` is the product module's).
+pub(crate) fn events_published(events: &[crate::bus::Published]) {
+    for event in events {
+        metrics::counter!(
+            "bus_events_published_total",
+            "module" => event.source.clone(),
+            "type" => event.kind.clone()
+        )
+        .increment(1);
     }
 }
 

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     auth::{AdminOnly, Authorized},
-    db::{KeysetPage, write_tx},
+    db::{KeysetPage, page_total, write_tx},
     error::{ApiError, ErrorKind, FieldError},
     http::{
         Query, cursor,
@@ -48,13 +48,50 @@ pub struct EventSummary {
     pub subject: String,
     /// When it was published (UTC).
     pub time: DateTime<Utc>,
-    /// The worst state over its subscribers: `failed`, else `pending`, else `delivered`
-    /// (also when nobody subscribes).
-    pub status: DeliveryStatus,
-    /// The most attempts any subscriber needed so far.
+    /// The worst state over its subscribers: `failed`, else `pending`, else `delivered`;
+    /// `unconsumed` when no subscriber took it (nothing was delivered, nothing waits).
+    pub status: EventStatus,
+    /// The most attempts any subscriber needed so far (0 when unconsumed).
     pub attempts: i32,
     /// The last error of a failing delivery, if any.
     pub last_error: Option<String>,
+}
+
+/// Where an event stands: the worst state of its deliveries, or `unconsumed` when it has
+/// none because no subscriber takes its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// A delivery waits for (another) attempt.
+    Pending,
+    /// Every subscriber handled it.
+    Delivered,
+    /// A delivery gave up after the configured attempts; it waits for an operator's replay.
+    Failed,
+    /// No subscriber takes its type: it was recorded, and nobody was waiting for it.
+    Unconsumed,
+}
+
+impl EventStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Unconsumed => "unconsumed",
+            Self::Pending => DeliveryStatus::Pending.as_str(),
+            Self::Delivered => DeliveryStatus::Delivered.as_str(),
+            Self::Failed => DeliveryStatus::Failed.as_str(),
+        }
+    }
+
+    fn parse(s: &str) -> anyhow::Result<Self> {
+        if s == "unconsumed" {
+            return Ok(Self::Unconsumed);
+        }
+        Ok(match DeliveryStatus::parse(s)? {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Delivered => Self::Delivered,
+            DeliveryStatus::Failed => Self::Failed,
+        })
+    }
 }
 
 /// One page of events, newest first.
@@ -64,6 +101,8 @@ pub struct EventPage {
     pub items: Vec<EventSummary>,
     /// Cursor for the next (older) page, or null.
     pub next: Option<String>,
+    /// How many events match the filter, over all pages.
+    pub total: u64,
 }
 
 /// Query parameters of `GET /admin/events`.
@@ -71,8 +110,8 @@ pub struct EventPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EventListParams {
-    /// Only events whose worst delivery state is this.
-    pub status: Option<DeliveryStatus>,
+    /// Only events in this state (`failed` lists the dead letters).
+    pub status: Option<EventStatus>,
     /// Only events of this type.
     #[serde(rename = "type")]
     #[param(rename = "type")]
@@ -102,9 +141,38 @@ pub struct ReplayResult {
 }
 
 // The worst state over an event's deliveries, in SQL both databases accept.
-const WORST: &str = "CASE WHEN SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) > 0 THEN 'failed' \
+const WORST: &str = "CASE WHEN COUNT(d.seq) = 0 THEN 'unconsumed' \
+     WHEN SUM(CASE WHEN d.status = 'failed' THEN 1 ELSE 0 END) > 0 THEN 'failed' \
      WHEN SUM(CASE WHEN d.status = 'pending' THEN 1 ELSE 0 END) > 0 THEN 'pending' \
      ELSE 'delivered' END";
+
+/// The events that pass the filters (their `?` placeholders in this order: type, cursor,
+/// status), one row per event with `columns`.
+fn matching(columns: &str, kind: bool, before: bool, status: bool) -> String {
+    let mut sql = format!(
+        "SELECT {columns} FROM bus_events e LEFT JOIN bus_deliveries d ON d.seq = e.seq \
+         WHERE 1 = 1"
+    );
+    if kind {
+        sql.push_str(" AND e.type = ?");
+    }
+    if before {
+        sql.push_str(" AND e.seq < ?");
+    }
+    sql.push_str(" GROUP BY e.seq, e.id, e.type, e.source, e.subject, e.time");
+    if status {
+        sql.push_str(" HAVING ");
+        sql.push_str(WORST);
+        sql.push_str(" = ?");
+    }
+    sql
+}
+
+#[derive(Debug, QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
 
 #[derive(Debug, QueryableByName)]
 struct SummaryRow {
@@ -130,8 +198,9 @@ struct SummaryRow {
 
 /// List events.
 ///
-/// Newest first, each with the worst state over its subscribers' deliveries. Filter by
-/// `status` (`failed` lists the dead letters) and `type`.
+/// Newest first, each with the worst state over its subscribers' deliveries (`unconsumed`:
+/// no subscriber takes its type). Filter by `status` (`failed` lists the dead letters) and
+/// `type`.
 #[utoipa::path(
     tag = "admin",
     operation_id = "list_events",
@@ -161,39 +230,33 @@ async fn list_events(
     let page = bus
         .db()
         .run(move |conn| {
-            let mut sql = String::from(
-                "SELECT e.seq AS seq, e.id AS id, e.type AS kind, e.source AS source, \
-                 e.subject AS subject, e.time AS time, ",
+            let (kind, status) = (params.kind.is_some(), params.status.is_some());
+            let count = format!(
+                "SELECT COUNT(*) AS total FROM ({}) events_matching",
+                matching("e.seq", kind, false, status)
             );
-            sql.push_str(WORST);
-            sql.push_str(
-                " AS status, CAST(COALESCE(MAX(d.attempts), 0) AS INTEGER) AS attempts, \
-                 MAX(d.last_error) AS last_error \
-                 FROM bus_events e LEFT JOIN bus_deliveries d ON d.seq = e.seq WHERE 1 = 1",
+            let mut count = diesel::sql_query(placeholders(conn, &count)).into_boxed();
+            let columns = format!(
+                "e.seq AS seq, e.id AS id, e.type AS kind, e.source AS source, \
+                 e.subject AS subject, e.time AS time, {WORST} AS status, \
+                 CAST(COALESCE(MAX(d.attempts), 0) AS INTEGER) AS attempts, \
+                 MAX(d.last_error) AS last_error"
             );
-            if params.kind.is_some() {
-                sql.push_str(" AND e.type = ?");
-            }
-            if before.is_some() {
-                sql.push_str(" AND e.seq < ?");
-            }
-            sql.push_str(" GROUP BY e.seq, e.id, e.type, e.source, e.subject, e.time");
-            if params.status.is_some() {
-                sql.push_str(" HAVING ");
-                sql.push_str(WORST);
-                sql.push_str(" = ?");
-            }
-            sql.push_str(" ORDER BY e.seq DESC LIMIT ?");
+            let sql =
+                matching(&columns, kind, before.is_some(), status) + " ORDER BY e.seq DESC LIMIT ?";
             let mut query = diesel::sql_query(placeholders(conn, &sql)).into_boxed();
             if let Some(kind) = params.kind {
+                count = count.bind::<Text, _>(kind.clone());
                 query = query.bind::<Text, _>(kind);
             }
             if let Some(before) = before {
                 query = query.bind::<BigInt, _>(before);
             }
             if let Some(status) = params.status {
+                count = count.bind::<Text, _>(status.as_str());
                 query = query.bind::<Text, _>(status.as_str());
             }
+            let total = count.get_result::<Count>(conn).context("count events")?;
             let rows: Vec<SummaryRow> = query
                 .bind::<BigInt, _>(KeysetPage::<SummaryRow>::fetch(limit))
                 .load(conn)
@@ -208,13 +271,17 @@ async fn list_events(
                         source: r.source,
                         subject: r.subject,
                         time: r.time.and_utc(),
-                        status: DeliveryStatus::parse(&r.status)?,
+                        status: EventStatus::parse(&r.status)?,
                         attempts: r.attempts,
                         last_error: r.last_error,
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            Ok::<_, ApiError>(EventPage { items, next })
+            Ok::<_, ApiError>(EventPage {
+                items,
+                next,
+                total: page_total(total.total),
+            })
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))

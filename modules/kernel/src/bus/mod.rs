@@ -270,11 +270,11 @@ impl Bus {
     /// Wakes the relay after a commit that published these event types, unless none of them
     /// has a subscriber here (then there is nothing to deliver, and a wake-up would only cost
     /// the relay a blocking-pool hop and a query per commit).
-    fn wake_relay_for(&self, published: &[String]) {
+    fn wake_relay_for(&self, published: &[Published]) {
         let deliverable = self.inner.subscribers.read().map_or(true, |subscribers| {
             published
                 .iter()
-                .any(|kind| subscribers.iter().any(|s| s.accepts(kind)))
+                .any(|event| subscribers.iter().any(|s| s.accepts(&event.kind)))
         });
         if deliverable {
             self.wake_relay();
@@ -289,13 +289,22 @@ fn epoch_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// An event committed to the outbox, as the metrics count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// The module that published it (the envelope's `source`).
+    pub source: String,
+    /// Its type, e.g. `inventory.reserved`.
+    pub kind: String,
+}
+
 /// A write transaction that may publish events. Only [`Bus::write`] (and the relay, for
 /// handlers) makes one.
 pub struct Tx<'c> {
     conn: &'c mut DbConnection,
     bus: &'c Bus,
-    /// Types of the events published so far (counted in the metrics once committed).
-    published: Vec<String>,
+    /// The events published so far (counted in the metrics once committed).
+    published: Vec<Published>,
 }
 
 impl std::fmt::Debug for Tx<'_> {
@@ -350,12 +359,15 @@ impl<'c> Tx<'c> {
                 .execute(self.conn)
                 .context("write delivery to the outbox")?;
         }
-        self.published.push(envelope.kind.clone());
+        self.published.push(Published {
+            source: envelope.source.clone(),
+            kind: envelope.kind.clone(),
+        });
         Ok(())
     }
 }
 
-/// Where a delivery (or, at its worst, an event) stands.
+/// Where a delivery (one event to one subscriber) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {

@@ -224,7 +224,7 @@ impl Bus {
     }
 
     /// Inside the batch transaction: applies one delivery (unless the inbox says it was
-    /// applied before) and records it, returning the types of the events the handler published.
+    /// applied before) and records it, returning the events the handler published.
     fn handle_one(
         &self,
         conn: &mut DbConnection,
@@ -232,7 +232,7 @@ impl Bus {
         seq: i64,
         subscriber_name: &str,
         envelope: &Envelope,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Vec<super::Published>> {
         let subscriber = self.subscriber(subscriber_name).ok_or_else(|| {
             anyhow!("no subscriber named {subscriber_name:?} is registered in this process")
         })?;
