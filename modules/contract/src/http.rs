@@ -138,8 +138,9 @@ async fn get_contract(
 
 /// Change a contract.
 ///
-/// Absent fields stay. Code, state, triggers and parties change only on drafts: changing
-/// them on a deployed or terminated contract is a 409 (deploy a new contract instead).
+/// Absent (or null) fields stay; a patch that changes nothing leaves `updated_at` as it was.
+/// Code, state, triggers and parties change only on drafts: changing them on a deployed or
+/// terminated contract is a 409 (deploy a new contract instead).
 #[utoipa::path(
     tag = TAG,
     operation_id = "patch_contract",

@@ -146,6 +146,7 @@ impl ContractService for LocalContracts {
             return Ok(ContractPage {
                 items: Vec::new(),
                 next: None,
+                total: 0,
             });
         }
         self.store

@@ -33,7 +33,7 @@ mod writer;
 
 pub use blocking::BlockingStore;
 pub use connect::{DbManager, DbTarget, redact_url};
-pub use page::KeysetPage;
+pub use page::{KeysetPage, page_total};
 pub use retry::{
     CONFLICT_ATTEMPTS, Retryable, is_retryable, is_retryable_db_error, retry_on_conflict,
 };

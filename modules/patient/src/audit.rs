@@ -4,7 +4,7 @@
 use anyhow::{Context, anyhow};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use kernel::db::{DbConnection, KeysetPage};
+use kernel::db::{DbConnection, KeysetPage, page_total};
 use patient_api::{
     AccessContext, AuditAction, AuditEntry, AuditEntryId, AuditPage, PageQuery, PatientError,
     PatientId,
@@ -95,6 +95,11 @@ impl Store {
             if !ever_registered(tx.conn(), patient)? {
                 return Err(PatientError::NotFound(patient));
             }
+            let total: i64 = patient_audit::table
+                .filter(patient_audit::patient_id.eq(patient.to_string()))
+                .count()
+                .get_result(tx.conn())
+                .context("count the audit trail")?;
             let mut q = patient_audit::table
                 .filter(patient_audit::patient_id.eq(patient.to_string()))
                 .into_boxed();
@@ -118,7 +123,11 @@ impl Store {
                 &format!("Patient/{patient}/Audit?limit={}", page.limit),
                 Some(patient),
             )?;
-            Ok(AuditPage { items, next })
+            Ok(AuditPage {
+                items,
+                next,
+                total: page_total(total),
+            })
         })
     }
 }

@@ -6,7 +6,7 @@
 use anyhow::{Context, anyhow};
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
-use kernel::db::{DbConnection, KeysetPage};
+use kernel::db::{DbConnection, KeysetPage, page_total};
 use patient_api::{
     AccessContext, AuditAction, Diagnosis, DiagnosisId, DiagnosisPage, DiagnosisStatus,
     NewDiagnosis, NewTreatment, PageQuery, PatientError, PatientId, Period, Treatment, TreatmentId,
@@ -160,6 +160,11 @@ impl Store {
     ) -> Result<DiagnosisPage, PatientError> {
         self.bus.write(conn, |tx| {
             load_live(tx.conn(), patient)?;
+            let total: i64 = patient_diagnoses::table
+                .filter(patient_diagnoses::patient_id.eq(patient.to_string()))
+                .count()
+                .get_result(tx.conn())
+                .context("count diagnoses")?;
             let mut q = patient_diagnoses::table
                 .filter(patient_diagnoses::patient_id.eq(patient.to_string()))
                 .into_boxed();
@@ -182,7 +187,11 @@ impl Store {
                 &format!("Patient/{patient}/Diagnosis{}", page_suffix(page)),
                 Some(patient),
             )?;
-            Ok(DiagnosisPage { items, next })
+            Ok(DiagnosisPage {
+                items,
+                next,
+                total: page_total(total),
+            })
         })
     }
 
@@ -279,6 +288,11 @@ impl Store {
     ) -> Result<TreatmentPage, PatientError> {
         self.bus.write(conn, |tx| {
             load_live(tx.conn(), patient)?;
+            let total: i64 = patient_treatments::table
+                .filter(patient_treatments::patient_id.eq(patient.to_string()))
+                .count()
+                .get_result(tx.conn())
+                .context("count treatments")?;
             let mut q = patient_treatments::table
                 .filter(patient_treatments::patient_id.eq(patient.to_string()))
                 .into_boxed();
@@ -301,7 +315,11 @@ impl Store {
                 &format!("Patient/{patient}/Treatment{}", page_suffix(page)),
                 Some(patient),
             )?;
-            Ok(TreatmentPage { items, next })
+            Ok(TreatmentPage {
+                items,
+                next,
+                total: page_total(total),
+            })
         })
     }
 

@@ -50,38 +50,46 @@ pub(crate) fn register(new: &NewPatient, now: DateTime<Utc>) -> Patient {
 }
 
 /// `current` with `changes` applied, as its next revision: an absent change keeps the field,
-/// an address changed to nothing removes it.
-pub(crate) fn apply(current: Patient, changes: &PatientChanges, now: DateTime<Utc>) -> Patient {
+/// an address changed to nothing removes it. `None` when the changes change nothing, so the
+/// revision (and the ETag every other client holds) stays.
+pub(crate) fn apply(
+    current: &Patient,
+    changes: &PatientChanges,
+    now: DateTime<Utc>,
+) -> Option<Patient> {
     let c = changes;
-    Patient {
+    let next = Patient {
         identifier: c
             .identifier
             .as_ref()
-            .map_or(current.identifier, |m| m.as_str().to_owned()),
+            .map_or_else(|| current.identifier.clone(), |m| m.as_str().to_owned()),
         name: HumanName {
             family: c
                 .family
                 .as_ref()
-                .map_or(current.name.family, |f| f.as_str().to_owned()),
+                .map_or_else(|| current.name.family.clone(), |f| f.as_str().to_owned()),
             given: c
                 .given
                 .as_ref()
-                .map_or(current.name.given, |g| g.as_slice().to_vec()),
+                .map_or_else(|| current.name.given.clone(), |g| g.as_slice().to_vec()),
         },
         gender: c.gender.unwrap_or(current.gender),
         birth_date: c.birth_date.map_or(current.birth_date, |d| d.date()),
         telecom: c
             .telecom
             .as_ref()
-            .map_or(current.telecom, |t| t.as_slice().to_vec()),
+            .map_or_else(|| current.telecom.clone(), |t| t.as_slice().to_vec()),
         address: match &c.address {
-            None => current.address,
+            None => current.address.clone(),
             Some(address) => address.as_ref().map(|a| a.as_address().clone()),
         },
+        ..current.clone()
+    };
+    (next != *current).then(|| Patient {
         version: current.version + 1,
         updated_at: now,
-        ..current
-    }
+        ..next
+    })
 }
 
 /// A treatment may name only a diagnosis of its own patient; `owner` is the patient the named
@@ -197,13 +205,14 @@ mod tests {
         let current = register(&new_patient(), created);
         let later = created + chrono::Duration::seconds(5);
         let next = apply(
-            current.clone(),
+            &current,
             &PatientChanges {
                 gender: Some(Gender::Female),
                 ..PatientChanges::default()
             },
             later,
-        );
+        )
+        .unwrap();
         assert_eq!(next.gender, Gender::Female);
         assert_eq!(next.version, 2);
         assert_eq!(next.updated_at, later);
@@ -222,7 +231,20 @@ mod tests {
             address: Some(None),
             ..PatientChanges::default()
         };
-        assert_eq!(apply(current, &changes, Utc::now()).address, None);
+        let next = apply(&current, &changes, Utc::now()).unwrap();
+        assert_eq!(next.address, None);
+    }
+
+    #[test]
+    fn changes_to_the_current_values_are_no_revision() {
+        let current = register(&new_patient(), Utc::now());
+        let same = PatientChanges {
+            gender: Some(current.gender),
+            ..PatientChanges::default()
+        };
+        for changes in [PatientChanges::default(), same, new_patient().into()] {
+            assert_eq!(apply(&current, &changes, Utc::now()), None);
+        }
     }
 
     #[test]

@@ -719,12 +719,15 @@ async fn events_carry_ids_and_codes_but_no_personal_data(backend: Backend) {
         .plan_treatment(&c, p.id, treatment(Some(d.id)))
         .await
         .unwrap();
+    // A replacement that changes something (an identical one changes nothing: no event).
+    let mut replacement = zebulon_json(MRN);
+    replacement["gender"] = serde_json::json!("other");
     f.patients
         .update(
             &c,
             p.id,
             ExpectedVersion::Any,
-            PatientChanges::from(zebulon(MRN)),
+            PatientChanges::from(input(replacement)),
         )
         .await
         .unwrap();

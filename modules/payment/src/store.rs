@@ -8,7 +8,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use kernel::{
     bus::Bus,
-    db::{BlockingStore, Db, DbConnection, KeysetPage, MultiBackend, is_unique_violation},
+    db::{
+        BlockingStore, Db, DbConnection, KeysetPage, MultiBackend, is_unique_violation, page_total,
+    },
     money::{Currency, Money},
 };
 use order_api::Order;
@@ -208,13 +210,22 @@ impl Store {
         query: &PaymentQuery,
         customer: Option<&str>,
     ) -> Result<PaymentPage, PaymentError> {
-        let mut q: payments::BoxedQuery<'_, MultiBackend> = payments::table.into_boxed();
-        if let Some(customer) = customer {
-            q = q.filter(payments::customer.eq(customer));
-        }
-        if let Some(order) = query.order_id {
-            q = q.filter(payments::order_id.eq(order.to_string()));
-        }
+        // The filter, shared by the count and the page.
+        let filtered = || {
+            let mut q: payments::BoxedQuery<'_, MultiBackend> = payments::table.into_boxed();
+            if let Some(customer) = customer {
+                q = q.filter(payments::customer.eq(customer));
+            }
+            if let Some(order) = query.order_id {
+                q = q.filter(payments::order_id.eq(order.to_string()));
+            }
+            q
+        };
+        let total: i64 = filtered()
+            .count()
+            .get_result(conn)
+            .context("count payments")?;
+        let mut q = filtered();
         // Ids are UUID v7 in their canonical text form, so text order is creation order.
         if let Some(before) = query.before {
             q = q.filter(payments::id.lt(before.to_string()));
@@ -228,7 +239,11 @@ impl Store {
         let (items, next) = KeysetPage::of(rows, query.limit)
             .try_map(PaymentRow::into_payment)?
             .finish(|p| PaymentQuery::cursor_after(p.id));
-        Ok(PaymentPage { items, next })
+        Ok(PaymentPage {
+            items,
+            next,
+            total: page_total(total),
+        })
     }
 
     /// Payments still `processing` that were started before `before`: a crash or a lost task

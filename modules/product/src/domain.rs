@@ -5,7 +5,9 @@ use product_api::{ProductChanges, ProductError};
 
 use crate::store::ProductRow;
 
-/// The product after `changes`, with its version bumped.
+/// The product after `changes`, with its version bumped; `None` when they change nothing
+/// (absent fields, or values equal to the current ones), so the version and ETag every other
+/// client holds stay current.
 ///
 /// # Errors
 /// [`ProductError::StockBelowReserved`] when the new stock could not cover what is already
@@ -14,7 +16,7 @@ pub(crate) fn apply_changes(
     current: &ProductRow,
     changes: &ProductChanges,
     now: NaiveDateTime,
-) -> Result<ProductRow, ProductError> {
+) -> Result<Option<ProductRow>, ProductError> {
     let mut next = current.clone();
     if let Some(sku) = &changes.sku {
         next.sku = sku.as_str().to_owned();
@@ -38,9 +40,12 @@ pub(crate) fn apply_changes(
         }
         next.stock = stock;
     }
+    if next == *current {
+        return Ok(None);
+    }
     next.version = current.version + 1;
     next.updated_at = now;
-    Ok(next)
+    Ok(Some(next))
 }
 
 #[cfg(test)]
@@ -87,9 +92,25 @@ mod tests {
             name: Some(ProductName::parse("New").unwrap()),
             ..Default::default()
         };
-        let next = apply_changes(&row(10, 5), &changes, kernel::time::now()).unwrap();
+        let next = apply_changes(&row(10, 5), &changes, kernel::time::now())
+            .unwrap()
+            .unwrap();
         assert_eq!(next.name, "New");
         assert_eq!(next.stock, 10);
         assert_eq!(next.version, 4);
+    }
+
+    #[test]
+    fn changes_to_the_current_values_change_nothing() {
+        let current = row(10, 5);
+        let same = ProductChanges {
+            name: Some(ProductName::parse("n").unwrap()),
+            stock: Some(10),
+            ..Default::default()
+        };
+        for changes in [ProductChanges::default(), same] {
+            let next = apply_changes(&current, &changes, kernel::time::now()).unwrap();
+            assert_eq!(next, None, "{changes:?}");
+        }
     }
 }

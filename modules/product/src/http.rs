@@ -131,7 +131,8 @@ async fn get_product(
 /// Replace a product.
 ///
 /// Every writable field is set. With `If-Match`, the update applies only to that revision.
-/// Stock may not drop below what is reserved.
+/// Stock may not drop below what is reserved. A replacement with the current content changes
+/// nothing: the version and ETag stay.
 #[utoipa::path(
     tag = TAG,
     operation_id = "replace_product",
@@ -172,7 +173,8 @@ async fn replace_product(
 
 /// Update some fields of a product.
 ///
-/// A JSON merge patch: fields that are absent stay as they are.
+/// A JSON merge patch: fields that are absent (or null) stay as they are. A patch that
+/// changes nothing keeps the version and ETag, so other clients' `If-Match` stays current.
 #[utoipa::path(
     tag = TAG,
     operation_id = "patch_product",

@@ -136,4 +136,6 @@ pub struct ContractPage {
     pub items: Vec<Contract>,
     /// Cursor for the next page, or null.
     pub next: Option<String>,
+    /// How many contracts match the filter (the caller sees), over all pages.
+    pub total: u64,
 }

@@ -76,6 +76,8 @@ pub struct ExecutionPage {
     pub items: Vec<Execution>,
     /// Cursor for the next page, or null.
     pub next: Option<String>,
+    /// How many executions the contract's ledger holds, over all pages.
+    pub total: u64,
 }
 
 /// What `GET /contracts/{id}/ledger/verify` found.

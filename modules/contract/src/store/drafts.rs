@@ -7,7 +7,7 @@ use contract_api::{
     Contract, ContractError, ContractId, ContractPage, ContractQuery, ContractStatus, GENESIS_HASH,
 };
 use diesel::prelude::*;
-use kernel::db::{DbConnection, KeysetPage, MultiBackend};
+use kernel::db::{DbConnection, KeysetPage, MultiBackend, page_total};
 
 use super::{ContractRow, Store, conflict, load, to_json_text};
 use crate::{
@@ -98,19 +98,28 @@ impl Store {
         query: &ContractQuery,
         party: Option<&str>,
     ) -> Result<ContractPage, ContractError> {
-        let mut q: contracts::BoxedQuery<'_, MultiBackend> = contracts::table.into_boxed();
-        if let Some(party) = party {
-            q = q.filter(
-                contracts::id.eq_any(
-                    contract_parties::table
-                        .filter(contract_parties::party.eq(party.to_owned()))
-                        .select(contract_parties::contract_id),
-                ),
-            );
-        }
-        if let Some(status) = query.status {
-            q = q.filter(contracts::status.eq(status.as_str()));
-        }
+        // The filter, shared by the count and the page.
+        let filtered = || {
+            let mut q: contracts::BoxedQuery<'_, MultiBackend> = contracts::table.into_boxed();
+            if let Some(party) = party {
+                q = q.filter(
+                    contracts::id.eq_any(
+                        contract_parties::table
+                            .filter(contract_parties::party.eq(party.to_owned()))
+                            .select(contract_parties::contract_id),
+                    ),
+                );
+            }
+            if let Some(status) = query.status {
+                q = q.filter(contracts::status.eq(status.as_str()));
+            }
+            q
+        };
+        let total: i64 = filtered()
+            .count()
+            .get_result(conn)
+            .context("count contracts")?;
+        let mut q = filtered();
         // Ids are UUID v7 in their canonical text form, so text order is creation order.
         if let Some(before) = query.before {
             q = q.filter(contracts::id.lt(before.to_string()));
@@ -124,7 +133,11 @@ impl Store {
         let (items, next) = KeysetPage::of(rows, query.limit)
             .try_map(ContractRow::into_contract)?
             .finish(|c| ContractQuery::cursor_after(c.id));
-        Ok(ContractPage { items, next })
+        Ok(ContractPage {
+            items,
+            next,
+            total: page_total(total),
+        })
     }
 
     /// Applies `changes`. Only a draft's code, state, triggers and parties change; a deployed
@@ -172,6 +185,10 @@ impl Store {
                         ),
                     ));
                 }
+            }
+            if next == row {
+                // A change that changes nothing writes nothing (`updated_at` stays).
+                return Ok(row.into_contract()?);
             }
             let changed = diesel::update(
                 contracts::table

@@ -10,7 +10,7 @@ use contract_api::{
 use diesel::prelude::*;
 use kernel::{
     bus::Tx,
-    db::{DbConnection, KeysetPage},
+    db::{DbConnection, KeysetPage, page_total},
 };
 
 use super::{ContractRow, ExecutionRow, Store, conflict, load};
@@ -115,6 +115,11 @@ impl Store {
         id: ContractId,
         query: &ExecutionQuery,
     ) -> Result<ExecutionPage, ContractError> {
+        let total: i64 = contract_executions::table
+            .filter(contract_executions::contract_id.eq(id.to_string()))
+            .count()
+            .get_result(conn)
+            .context("count executions")?;
         let rows: Vec<ExecutionRow> = contract_executions::table
             .filter(contract_executions::contract_id.eq(id.to_string()))
             .filter(contract_executions::seq.gt(query.after_seq.unwrap_or(0)))
@@ -126,7 +131,11 @@ impl Store {
         let (items, next) = KeysetPage::of(rows, query.limit)
             .try_map(ExecutionRow::into_execution)?
             .finish(|e| ExecutionQuery::cursor_after(e.seq));
-        Ok(ExecutionPage { items, next })
+        Ok(ExecutionPage {
+            items,
+            next,
+            total: page_total(total),
+        })
     }
 
     pub(crate) fn get_execution(

@@ -12,7 +12,7 @@ use crate::{
     schema::{contract_executions, contracts},
 };
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = contracts)]
 pub(crate) struct ContractRow {
     pub id: String,

@@ -1,6 +1,13 @@
 //! The store side of keyset pagination. A listing loads one row more than it shows
 //! ([`KeysetPage::fetch`]), so it knows whether another page follows without counting, and
-//! the next page's cursor is made from the last item shown.
+//! the next page's cursor is made from the last item shown. Its `total` is a count of the
+//! same filter without the cursor ([`page_total`]).
+
+/// A `COUNT(*)` of a listing's filter (cursor aside) as its pages' `total`.
+pub fn page_total(count: i64) -> u64 {
+    // A count is never negative.
+    u64::try_from(count).unwrap_or_default()
+}
 
 /// One page of a keyset listing, cut from the rows a query loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]

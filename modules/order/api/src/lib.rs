@@ -192,6 +192,8 @@ pub struct OrderPage {
     pub items: Vec<Order>,
     /// Cursor for the next page, or null.
     pub next: Option<String>,
+    /// How many orders match the filter (the caller sees), over all pages.
+    pub total: u64,
 }
 
 /// Query parameters of `GET /orders`.

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use diesel::prelude::*;
-use kernel::db::{DbConnection, KeysetPage};
+use kernel::db::{DbConnection, KeysetPage, MultiBackend, page_total};
 use order_api::{Order, OrderError, OrderPage, OrderQuery};
 
 use super::{ItemRow, OrderRow, RESERVING, Store, to_order};
@@ -15,16 +15,24 @@ impl Store {
         conn: &mut DbConnection,
         query: &OrderQuery,
     ) -> Result<OrderPage, OrderError> {
-        let mut q = orders::table
-            .filter(orders::status.ne(RESERVING))
-            .select(OrderRow::as_select())
-            .into_boxed();
-        if let Some(customer) = &query.customer {
-            q = q.filter(orders::customer.eq(customer.clone()));
-        }
-        if let Some(status) = query.status {
-            q = q.filter(orders::status.eq(status.as_str()));
-        }
+        // The filter, shared by the count and the page.
+        let filtered = || {
+            let mut q = orders::table
+                .filter(orders::status.ne(RESERVING))
+                .into_boxed::<MultiBackend>();
+            if let Some(customer) = &query.customer {
+                q = q.filter(orders::customer.eq(customer.clone()));
+            }
+            if let Some(status) = query.status {
+                q = q.filter(orders::status.eq(status.as_str()));
+            }
+            q
+        };
+        let total: i64 = filtered()
+            .count()
+            .get_result(conn)
+            .context("count orders")?;
+        let mut q = filtered().select(OrderRow::as_select());
         if let Some(before) = query.before {
             q = q.filter(orders::id.lt(before.to_string()));
         }
@@ -52,6 +60,10 @@ impl Store {
                 to_order(row, own)
             })?
             .finish(|o: &Order| kernel::http::cursor::encode(&o.id));
-        Ok(OrderPage { items, next })
+        Ok(OrderPage {
+            items,
+            next,
+            total: page_total(total),
+        })
     }
 }

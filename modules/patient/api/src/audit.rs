@@ -114,6 +114,8 @@ pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     /// Cursor for the next page (pass it as `cursor`), or null on the last page.
     pub next: Option<String>,
+    /// How many entries the trail held when this page was read (this read's own entry comes after).
+    pub total: u64,
 }
 
 #[cfg(test)]

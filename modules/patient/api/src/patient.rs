@@ -258,6 +258,8 @@ pub struct PatientPage {
     pub items: Vec<Patient>,
     /// Cursor for the next page (pass it as `cursor`), or null on the last page.
     pub next: Option<String>,
+    /// How many living patients match the search, over all pages.
+    pub total: u64,
 }
 
 #[cfg(test)]

@@ -116,7 +116,8 @@ pub(super) async fn get_patient(
 /// Replace a patient.
 ///
 /// Every field is set (an absent `address` or `telecom` removes it). With `If-Match`, the
-/// update applies only to that revision.
+/// update applies only to that revision. A replacement with the current content changes
+/// nothing: the version and ETag stay.
 #[utoipa::path(
     tag = TAG,
     operation_id = "replace_patient",
@@ -160,7 +161,8 @@ pub(super) async fn replace_patient(
 /// Update some fields of a patient.
 ///
 /// A JSON merge patch: absent (or null) fields stay as they are, except `address`, which
-/// null removes; `telecom` and `name.given` are replaced whole.
+/// null removes; `telecom` and `name.given` are replaced whole. A patch that changes nothing
+/// keeps the version and ETag, so other clients' `If-Match` stays current.
 #[utoipa::path(
     tag = TAG,
     operation_id = "patch_patient",

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use diesel::prelude::*;
 use kernel::{
-    db::{DbConnection, KeysetPage, MultiBackend, is_unique_violation},
+    db::{DbConnection, KeysetPage, MultiBackend, is_unique_violation, page_total},
     version::ExpectedVersion,
 };
 use patient_api::{
@@ -89,15 +89,24 @@ impl Store {
             .as_ref()
             .map(|family| self.vault.search_hash(FAMILY_HASH, &family.folded()));
         self.bus.write(conn, |tx| {
-            let mut q: patients::BoxedQuery<'_, MultiBackend> = patients::table
-                .filter(patients::deleted_at.is_null())
-                .into_boxed();
-            if let Some(hash) = &identifier_hash {
-                q = q.filter(patients::identifier_hash.eq(hash));
-            }
-            if let Some(hash) = &family_hash {
-                q = q.filter(patients::family_hash.eq(hash));
-            }
+            // The filter, shared by the count and the page.
+            let filtered = || {
+                let mut q: patients::BoxedQuery<'_, MultiBackend> = patients::table
+                    .filter(patients::deleted_at.is_null())
+                    .into_boxed();
+                if let Some(hash) = &identifier_hash {
+                    q = q.filter(patients::identifier_hash.eq(hash));
+                }
+                if let Some(hash) = &family_hash {
+                    q = q.filter(patients::family_hash.eq(hash));
+                }
+                q
+            };
+            let total: i64 = filtered()
+                .count()
+                .get_result(tx.conn())
+                .context("count patients")?;
+            let mut q = filtered();
             // Ids are UUID v7 in their canonical text form, so text order is creation order.
             if let Some(before) = query.before {
                 q = q.filter(patients::id.lt(before.to_string()));
@@ -118,7 +127,11 @@ impl Store {
                 &query.describe(),
                 None,
             )?;
-            Ok(PatientPage { items, next })
+            Ok(PatientPage {
+                items,
+                next,
+                total: page_total(total),
+            })
         })
     }
 
@@ -136,19 +149,29 @@ impl Store {
             if !if_match.allows(row.version) {
                 return Err(PatientError::PreconditionFailed);
             }
-            let next = domain::apply(self.open(&row)?, changes, now);
-            // Everything is sealed again, so a change also moves the record to the active key.
-            let sealed = self.seal(&next)?;
-            diesel::update(patients::table.find(&sealed.id))
-                .set(&sealed)
-                .execute(tx.conn())
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        PatientError::DuplicateIdentifier
-                    } else {
-                        anyhow::Error::new(e).context("update patient").into()
-                    }
+            let current = self.open(&row)?;
+            // A change that changes nothing writes nothing: same revision, same ETag.
+            let next = domain::apply(&current, changes, now);
+            if let Some(next) = &next {
+                // Everything is sealed again, so a change also moves the record to the active
+                // key.
+                let sealed = self.seal(next)?;
+                diesel::update(patients::table.find(&sealed.id))
+                    .set(&sealed)
+                    .execute(tx.conn())
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            PatientError::DuplicateIdentifier
+                        } else {
+                            anyhow::Error::new(e).context("update patient").into()
+                        }
+                    })?;
+                tx.publish(&PatientUpdated {
+                    patient_id: id,
+                    version: next.version,
+                    deleted: false,
                 })?;
+            }
             audit::append(
                 tx.conn(),
                 access,
@@ -156,12 +179,7 @@ impl Store {
                 &patient_resource(id),
                 Some(id),
             )?;
-            tx.publish(&PatientUpdated {
-                patient_id: id,
-                version: next.version,
-                deleted: false,
-            })?;
-            Ok(next)
+            Ok(next.unwrap_or(current))
         })
     }
 

@@ -129,6 +129,8 @@ pub struct PaymentPage {
     pub items: Vec<Payment>,
     /// Cursor for the next page, or null.
     pub next: Option<String>,
+    /// How many payments match the filter (the caller sees), over all pages.
+    pub total: u64,
 }
 
 /// Query parameters of `GET /payments`.

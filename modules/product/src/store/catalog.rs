@@ -76,7 +76,10 @@ impl Store {
             if !if_match.allows(current.version) {
                 return Err(ProductError::PreconditionFailed);
             }
-            let next = domain::apply_changes(&current, changes, kernel::time::now())?;
+            let Some(next) = domain::apply_changes(&current, changes, kernel::time::now())? else {
+                // Nothing changes: no write, no event, and the same version (and ETag).
+                return Ok(Some(current.into_product()?));
+            };
             let applied = diesel::update(
                 products::table
                     .find(&current.id)

@@ -180,6 +180,8 @@ pub struct DiagnosisPage {
     pub items: Vec<Diagnosis>,
     /// Cursor for the next page (pass it as `cursor`), or null on the last page.
     pub next: Option<String>,
+    /// How many diagnoses the patient has, over all pages.
+    pub total: u64,
 }
 
 redacted_debug!(DiagnosisInput, NewDiagnosis);

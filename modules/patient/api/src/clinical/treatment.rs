@@ -164,6 +164,8 @@ pub struct TreatmentPage {
     pub items: Vec<Treatment>,
     /// Cursor for the next page (pass it as `cursor`), or null on the last page.
     pub next: Option<String>,
+    /// How many treatments the patient has, over all pages.
+    pub total: u64,
 }
 
 redacted_debug!(TreatmentInput, NewTreatment);
