@@ -5,6 +5,7 @@
 //! Tests start the same [`Application`] on port 0 with a fresh database each.
 
 mod app;
+mod config_doc;
 mod docs;
 mod doctor;
 mod health;
@@ -15,6 +16,7 @@ mod wiring;
 use kernel::{config::Settings, db::Db};
 
 pub use app::Application;
+pub use config_doc::configuration_markdown;
 pub use docs::{asyncapi_json, openapi, openapi_json};
 pub use doctor::doctor;
 

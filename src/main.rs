@@ -1,4 +1,5 @@
-//! The `tessera` command: `serve` (the default), `migrate`, `openapi`, `token`.
+//! The `tessera` command: `serve` (the default), `migrate`, `openapi`, `events`, `modules`,
+//! `config-keys`, `doctor`, `token`.
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ enum Command {
     Events,
     /// Print the module map (Markdown with a Mermaid flowchart), as in docs/modules.md.
     Modules,
+    /// Print every configuration key with its default (Markdown), as in docs/configuration.md.
+    ConfigKeys,
     /// Check configuration, database, migrations and NATS, and say what is wrong.
     Doctor,
     /// Print a signed JWT for the configured secret, and nothing else.
@@ -92,6 +95,10 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Modules => {
             print!("{}", tessera::module_map_markdown());
+            Ok(())
+        }
+        Command::ConfigKeys => {
+            print!("{}", tessera::configuration_markdown()?);
             Ok(())
         }
         Command::Token { sub, role, ttl } => {

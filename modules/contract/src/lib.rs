@@ -29,7 +29,7 @@ use kernel::{
     db::Migrations,
     module::{Context, Module, Tag},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use contract_api as api;
@@ -45,7 +45,7 @@ pub static MIGRATIONS: Migrations = Migrations {
 };
 
 /// `[modules.contract]` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ContractSettings {
     /// Largest execution input (canonical JSON bytes); more is a 413.

@@ -11,11 +11,14 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use serde::{Deserialize, de::DeserializeOwned};
+use utoipa::ToSchema;
 
+mod doc;
 mod env;
 mod load;
 mod sections;
 
+pub use doc::{KeyDoc, keys_of};
 pub use env::AppEnv;
 pub use load::DEFAULT_CONFIG;
 pub use sections::{
@@ -23,20 +26,29 @@ pub use sections::{
     ServerSettings,
 };
 
-/// Everything the process reads from configuration.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything the process reads from configuration. Its schema (the sections' doc comments)
+/// documents the kernel's keys: [`Settings::kernel_keys`].
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(skip)]
     pub env: AppEnv,
+    #[schema(inline)]
     pub server: ServerSettings,
+    #[schema(inline)]
     pub database: DatabaseSettings,
+    #[schema(inline)]
     pub auth: AuthSettings,
+    #[schema(inline)]
     pub http: HttpSettings,
+    #[schema(inline)]
     pub log: LogSettings,
+    #[schema(inline)]
     pub bus: BusSettings,
-    /// `[modules.<name>]` sections, read by each module with [`Settings::module`].
+    /// `[modules.<name>]` sections, read by each module with [`Settings::module`] (each
+    /// module documents its own keys).
     #[serde(default)]
+    #[schema(ignore)]
     pub modules: BTreeMap<String, serde_json::Value>,
 }
 

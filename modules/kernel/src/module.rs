@@ -21,7 +21,7 @@ use std::{
 };
 
 use actix_web::web;
-use serde::de::DeserializeOwned;
+use serde::{Serialize, de::DeserializeOwned};
 use tokio::{sync::watch, task::JoinHandle};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -32,7 +32,7 @@ use crate::{
         Bus, Subscriber,
         catalog::{ConsumerDoc, EventDoc},
     },
-    config::{AppEnv, Settings},
+    config::{AppEnv, KeyDoc, Settings, keys_of},
     db::Migrations,
 };
 
@@ -68,8 +68,11 @@ pub trait Module: Sized + Send + Sync + 'static {
     /// Path prefixes whose request and response bodies hold personal data: the idempotency
     /// store (which keeps bodies in plaintext) must not see them.
     const PRIVATE_PATHS: &'static [&'static str] = &[];
-    /// Its `[modules.<name>]` section (`url` aside, which is the binary's).
-    type Settings: DeserializeOwned;
+    /// Its `[modules.<name>]` section (`url` aside, which is the binary's). Serialize and
+    /// `ToSchema` document it: each field's doc comment and its default are its entry in
+    /// `docs/configuration.md` (`tessera config-keys`); mark a secret
+    /// `#[schema(format = Password)]`.
+    type Settings: DeserializeOwned + Serialize + utoipa::ToSchema;
     /// The other modules' traits it calls, declared with [`neighbours!`](crate::neighbours);
     /// `()` for none.
     type Neighbours: Neighbours;
@@ -180,6 +183,7 @@ pub struct Plug {
     calls: fn() -> Vec<Call>,
     private_paths: &'static [&'static str],
     check: fn(&Settings) -> anyhow::Result<()>,
+    config_keys: fn(&Settings) -> anyhow::Result<Vec<KeyDoc>>,
     build: BuildFn,
 }
 
@@ -203,6 +207,7 @@ impl Plug {
             calls: <M::Neighbours as Neighbours>::calls,
             private_paths: M::PRIVATE_PATHS,
             check: check::<M>,
+            config_keys: config_keys::<M>,
             build: build::<M>,
         }
     }
@@ -249,6 +254,15 @@ impl Plug {
         (self.check)(settings)
     }
 
+    /// Its configuration keys (`modules.<name>.*`, `url` aside), with their values in
+    /// `settings` as defaults.
+    ///
+    /// # Errors
+    /// An invalid section (named).
+    pub fn config_keys(&self, settings: &Settings) -> anyhow::Result<Vec<KeyDoc>> {
+        (self.config_keys)(settings)
+    }
+
     /// Checks and builds it, its neighbours found through `resolver`.
     ///
     /// # Errors
@@ -265,6 +279,16 @@ impl Plug {
 
 fn check<M: Module>(settings: &Settings) -> anyhow::Result<()> {
     M::check(&settings.module(M::NAME)?, settings.env)
+}
+
+fn config_keys<M: Module>(settings: &Settings) -> anyhow::Result<Vec<KeyDoc>> {
+    let section: M::Settings = settings.module(M::NAME)?;
+    let defaults = serde_json::to_value(&section)?;
+    Ok(keys_of(
+        &format!("modules.{}", M::NAME),
+        &<M::Settings as utoipa::PartialSchema>::schema(),
+        &defaults,
+    ))
 }
 
 fn build<M: Module>(

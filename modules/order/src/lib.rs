@@ -25,7 +25,7 @@ use kernel::{
 };
 use order_api::OrderService;
 use product_api::ProductService;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use order_api as api;
@@ -41,14 +41,16 @@ pub static MIGRATIONS: Migrations = Migrations {
 };
 
 /// `[modules.order]` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrderSettings {
-    /// How long an order waits for payment before it is cancelled.
+    /// Seconds an unpaid order waits for payment; then the expiry sweep cancels it and its
+    /// stock is released.
     pub payment_timeout_secs: u64,
-    /// How often the expiry sweep runs.
+    /// Seconds between two runs of the expiry sweep.
     pub expiry_check_secs: u64,
-    /// How old a placement must be before the sweep treats it as abandoned by a crash.
+    /// Seconds after which the sweep treats a placement that never finished reserving as
+    /// abandoned by a crash.
     pub stuck_placement_secs: u64,
 }
 

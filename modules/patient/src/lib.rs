@@ -27,7 +27,7 @@ use kernel::{
     module::{Context, Module, Tag},
 };
 use patient_api::PatientService;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use crypto::{DEVELOPMENT_ENCRYPTION_KEY, DEVELOPMENT_KEY_ID, DEVELOPMENT_SEARCH_KEY};
@@ -54,16 +54,20 @@ pub static MIGRATIONS: Migrations = Migrations {
 ///
 /// The default is the built-in development keys, for development and tests only:
 /// [`check_production`] refuses them.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PatientSettings {
     /// AES-256-GCM keys by key id (letters, digits, `-`, `_`, `.`), each base64 of 32
-    /// bytes. Keep retired keys here as long as values sealed under them exist.
+    /// bytes. Keep retired keys here as long as values sealed under them exist. The default
+    /// is a built-in development key, which `TESSERA_ENV=production` refuses.
+    #[schema(format = Password)]
     pub encryption_keys: BTreeMap<String, String>,
     /// The key id new values are encrypted under.
     pub active_key: String,
     /// The HMAC-SHA256 key of the identifier and family-name search hashes, base64 of at
-    /// least 32 bytes. Changing it makes existing records unsearchable until re-saved.
+    /// least 32 bytes. Changing it makes existing records unsearchable until re-saved. The
+    /// default is a built-in development key, which `TESSERA_ENV=production` refuses.
+    #[schema(format = Password)]
     pub search_key: String,
 }
 

@@ -31,7 +31,7 @@ use kernel::{
 };
 use order_api::OrderService;
 use payment_api::PaymentService;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use payment_api as api;
@@ -48,12 +48,13 @@ pub static MIGRATIONS: Migrations = Migrations {
 };
 
 /// `[modules.payment]` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentSettings {
     /// How long a charge may stay `processing` (or a refund `pending`) before reconciliation
     /// asks the gateway and settles it. Keep it well above the gateway's slowest answer; 0 is
     /// refused, since it would close the idempotency keys of charges still in flight.
+    #[schema(value_type = u64, minimum = 1)]
     pub reconcile_after_secs: NonZeroU64,
 }
 

@@ -25,7 +25,7 @@ use kernel::{
     module::{Context, Module, Tag},
 };
 use product_api::ProductService;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 pub use product_api as api;
@@ -41,7 +41,7 @@ pub static MIGRATIONS: Migrations = Migrations {
 };
 
 /// `[modules.product]` settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProductSettings {
     /// `product.stock_low` is published when available stock falls to or below this.
