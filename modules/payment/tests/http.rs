@@ -115,7 +115,7 @@ async fn paying_answers_201_with_the_payment_and_its_location() {
     assert_eq!(listed.status(), StatusCode::OK);
     assert_eq!(
         actix_test::read_body_json::<Value, _>(listed).await,
-        json!({"items": [payment], "next": null})
+        json!({"items": [payment], "next": null, "total": 1})
     );
 }
 
