@@ -1,29 +1,16 @@
 //! The configuration reference (`tessera config-keys`, committed as `docs/configuration.md`).
 
-const COMMITTED: &str = "docs/configuration.md";
+use crate::helpers::{assert_committed, full_build};
 
-/// The committed reference is exactly what this build generates. Only the full (default)
-/// feature set is compared; single-module builds list only their own modules on purpose.
-#[cfg(all(
-    feature = "product",
-    feature = "order",
-    feature = "payment",
-    feature = "patient",
-    feature = "contract"
-))]
-#[test]
-fn the_committed_configuration_reference_matches_the_settings_types() {
-    let generated = tessera::configuration_markdown().unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(COMMITTED);
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &generated).unwrap();
+full_build! {
+    #[test]
+    fn the_committed_configuration_reference_matches_the_settings_types() {
+        assert_committed(
+            "docs/configuration.md",
+            &tessera::configuration_markdown().unwrap(),
+            "cargo run -- config-keys",
+        );
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{COMMITTED} is out of date: regenerate it with \
-         `cargo run -- config-keys > {COMMITTED}` (or UPDATE_DOCS=1 cargo test config_keys)"
-    );
 }
 
 #[test]

@@ -209,3 +209,37 @@ macro_rules! on_both_backends_with {
     };
 }
 pub(crate) use on_both_backends_with;
+
+/// Items compiled only in the full (default) feature set, where the committed generated
+/// documents are compared: single-module builds generate a subset on purpose.
+macro_rules! full_build {
+    ($($item:item)*) => {
+        $(
+            #[cfg(all(
+                feature = "product",
+                feature = "order",
+                feature = "payment",
+                feature = "patient",
+                feature = "contract"
+            ))]
+            $item
+        )*
+    };
+}
+pub(crate) use full_build;
+
+/// CI's drift check of a generated document: the file `committed` (from the repository
+/// root) holds exactly `generated`; with `UPDATE_DOCS` set it is rewritten first.
+/// `regenerate` is the command that prints it.
+pub fn assert_committed(committed: &str, generated: &str, regenerate: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(committed);
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, generated).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "{committed} is out of date: regenerate it with `{regenerate} > {committed}` \
+         (or UPDATE_DOCS=1 cargo test)"
+    );
+}

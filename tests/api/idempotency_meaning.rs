@@ -23,17 +23,19 @@ async fn post_raw(app: &TestApp, key: &str, body: String) -> reqwest::Response {
         .unwrap()
 }
 
-async fn a_retry_with_reordered_keys_and_other_whitespace_is_replayed(app: TestApp) {
-    let product = app.create_product("MEAN-1", "Meaning", 250, 10).await;
-    let id = product["id"].as_str().unwrap();
-    let first = post_raw(
-        &app,
-        "by-meaning",
-        format!(r#"{{"items":[{{"product_id":"{id}","quantity":2}}]}}"#),
-    )
-    .await;
+/// A product (`sku`) and an order of two of it, placed compactly under `key`: the product's
+/// id and the order.
+async fn first_order(app: &TestApp, sku: &str, key: &str) -> (String, Value) {
+    let product = app.create_product(sku, "Meaning", 250, 10).await;
+    let id = product["id"].as_str().unwrap().to_owned();
+    let body = format!(r#"{{"items":[{{"product_id":"{id}","quantity":2}}]}}"#);
+    let first = post_raw(app, key, body).await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    let order: Value = first.json().await.unwrap();
+    (id, first.json().await.unwrap())
+}
+
+async fn a_retry_with_reordered_keys_and_other_whitespace_is_replayed(app: TestApp) {
+    let (id, order) = first_order(&app, "MEAN-1", "by-meaning").await;
 
     let retry = post_raw(
         &app,
@@ -51,20 +53,12 @@ async fn a_retry_with_reordered_keys_and_other_whitespace_is_replayed(app: TestA
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     let replayed: Value = retry.json().await.unwrap();
     assert_eq!(replayed, order, "the original response, byte for byte");
-    let product = app.product(id).await;
+    let product = app.product(&id).await;
     assert_eq!(product["reserved"], 2, "one order, not two");
 }
 
 async fn a_retry_with_other_content_is_refused(app: TestApp) {
-    let product = app.create_product("MEAN-2", "Meaning", 250, 10).await;
-    let id = product["id"].as_str().unwrap();
-    let first = post_raw(
-        &app,
-        "other-content",
-        format!(r#"{{"items":[{{"product_id":"{id}","quantity":2}}]}}"#),
-    )
-    .await;
-    assert_eq!(first.status(), StatusCode::CREATED);
+    let (id, _) = first_order(&app, "MEAN-2", "other-content").await;
     let retry = post_raw(
         &app,
         "other-content",
@@ -81,6 +75,6 @@ async fn a_retry_with_other_content_is_refused(app: TestApp) {
             .contains("already used for a different request"),
         "{body}"
     );
-    let product = app.product(id).await;
+    let product = app.product(&id).await;
     assert_eq!(product["reserved"], 2);
 }

@@ -1,29 +1,17 @@
 //! The module map (`tessera modules`, committed as `docs/modules.md`).
 
-const COMMITTED: &str = "docs/modules.md";
+use crate::helpers::{assert_committed, full_build};
 
-/// The committed map is exactly what this build generates. Only the full (default) feature
-/// set is compared; single-module builds draw only their own modules on purpose.
-#[cfg(all(
-    feature = "product",
-    feature = "order",
-    feature = "payment",
-    feature = "patient",
-    feature = "contract"
-))]
-#[test]
-fn the_committed_module_map_matches_the_code() {
-    let generated = tessera::module_map_markdown();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(COMMITTED);
-    if std::env::var_os("UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &generated).unwrap();
+full_build! {
+    /// The committed map is exactly what this build generates.
+    #[test]
+    fn the_committed_module_map_matches_the_code() {
+        assert_committed(
+            "docs/modules.md",
+            &tessera::module_map_markdown(),
+            "cargo run -- modules",
+        );
     }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{COMMITTED} is out of date: regenerate it with \
-         `cargo run -- modules > {COMMITTED}` (or UPDATE_DOCS=1 cargo test module_map)"
-    );
 }
 
 #[cfg(all(feature = "product", feature = "order", feature = "payment"))]

@@ -3,45 +3,42 @@
 
 use std::process::Command;
 
+use crate::helpers::full_build;
+
 fn readme() -> String {
     std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .unwrap()
 }
 
-/// Every `TESSERA__…` variable the README names is a key of the reference (or the start of
-/// some keys' variables, such as `TESSERA__MODULES__<NAME>__URL`).
-#[cfg(all(
-    feature = "product",
-    feature = "order",
-    feature = "payment",
-    feature = "patient",
-    feature = "contract"
-))]
-#[test]
-fn the_readme_names_only_real_configuration_keys() {
-    let doc = tessera::configuration_markdown().unwrap();
-    let vars: Vec<&str> = doc
-        .lines()
-        .filter_map(|row| row.split(" | `").nth(1))
-        .filter_map(|cell| cell.split('`').next())
-        .collect();
-    let readme = readme();
-    let mut unknown = Vec::new();
-    for (at, _) in readme.match_indices("TESSERA__") {
-        let name: String = readme[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+full_build! {
+    /// Every `TESSERA__…` variable the README names is a key of the reference (or the start of
+    /// some keys' variables, such as `TESSERA__MODULES__<NAME>__URL`).
+    #[test]
+    fn the_readme_names_only_real_configuration_keys() {
+        let doc = tessera::configuration_markdown().unwrap();
+        let vars: Vec<&str> = doc
+            .lines()
+            .filter_map(|row| row.split(" | `").nth(1))
+            .filter_map(|cell| cell.split('`').next())
             .collect();
-        let known = vars.contains(&name.as_str())
-            || (name.ends_with("__") && vars.iter().any(|v| v.starts_with(&name)));
-        if !known {
-            unknown.push(name);
+        let readme = readme();
+        let mut unknown = Vec::new();
+        for (at, _) in readme.match_indices("TESSERA__") {
+            let name: String = readme[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let known = vars.contains(&name.as_str())
+                || (name.ends_with("__") && vars.iter().any(|v| v.starts_with(&name)));
+            if !known {
+                unknown.push(name);
+            }
         }
+        assert!(
+            unknown.is_empty(),
+            "README.md names unknown keys: {unknown:?}"
+        );
     }
-    assert!(
-        unknown.is_empty(),
-        "README.md names unknown keys: {unknown:?}"
-    );
 }
 
 /// The README's `cargo build … --no-default-features --features <module>` line, run as

@@ -22,10 +22,43 @@ on_both_backends!(
 
 const MODULES: [&str; 5] = ["product", "order", "payment", "patient", "contract"];
 
+/// Sends `body` (none for `Value::Null`) as `role` and returns the answer's status, ETag
+/// (empty when none) and JSON body.
+async fn call(
+    app: &TestApp,
+    role: Role,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, String, Value) {
+    let mut request = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(app.token(role));
+    if !body.is_null() {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get(header::ETAG)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, etag, response.json().await.unwrap_or_default())
+}
+
+/// POSTs `body` as `role`, expecting 201; the created resource.
+async fn create(app: &TestApp, role: Role, path: &str, body: Value) -> Value {
+    let (status, _, created) = call(app, role, Method::POST, path, body).await;
+    assert_eq!(status, StatusCode::CREATED, "POST {path}: {created}");
+    created
+}
+
 async fn admin_json(app: &TestApp, path: &str) -> Value {
-    let response = app.admin(Method::GET, path).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.json().await.unwrap()
+    let (status, _, body) = call(app, Role::Admin, Method::GET, path, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "GET {path}");
+    body
 }
 
 async fn an_event_nobody_consumes_is_listed_as_unconsumed(app: TestApp) {
@@ -88,23 +121,9 @@ async fn published_events_are_counted_under_the_module_that_published_them(app: 
     }
 }
 
-/// PATCHes `body` and returns the answer's status, ETag and body.
+/// PATCHes `body` as `role`.
 async fn patch(app: &TestApp, role: Role, path: &str, body: Value) -> (StatusCode, String, Value) {
-    let response = app
-        .client
-        .patch(app.url(path))
-        .bearer_auth(app.token(role))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let etag = response
-        .headers()
-        .get(header::ETAG)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (status, etag, response.json().await.unwrap())
+    call(app, role, Method::PATCH, path, body).await
 }
 
 async fn a_product_patch_that_changes_nothing_keeps_version_and_etag(app: TestApp) {
@@ -118,18 +137,10 @@ async fn a_product_patch_that_changes_nothing_keeps_version_and_etag(app: TestAp
         assert_eq!(after, product, "{body}: the unchanged product");
     }
     // A full replacement with the same content changes nothing either.
-    let put = app
-        .admin(Method::PUT, &path)
-        .header(header::IF_MATCH, "\"1\"")
-        .json(
-            &json!({"sku": "STILL", "name": "Still", "description": product["description"],
-                      "price": {"amount": 100, "currency": "EUR"}, "stock": 10}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), StatusCode::OK);
-    assert_eq!(put.headers()[header::ETAG], "\"1\"");
+    let same = json!({"sku": "STILL", "name": "Still", "description": product["description"],
+                      "price": {"amount": 100, "currency": "EUR"}, "stock": 10});
+    let (status, etag, _) = call(&app, Role::Admin, Method::PUT, &path, same).await;
+    assert_eq!((status, etag.as_str()), (StatusCode::OK, "\"1\""));
     // Another client's If-Match is still current, and a real change moves the version.
     let (status, etag, changed) = patch(&app, Role::Admin, &path, json!({"stock": 11})).await;
     assert_eq!((status, etag.as_str()), (StatusCode::OK, "\"2\""));
@@ -137,20 +148,11 @@ async fn a_product_patch_that_changes_nothing_keeps_version_and_etag(app: TestAp
 }
 
 async fn a_patient_patch_that_changes_nothing_keeps_version_and_etag(app: TestApp) {
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/patients"))
-        .bearer_auth(app.token(Role::Clinician))
-        .json(&json!({
-            "identifier": "MRN-STILL", "name": {"family": "Still", "given": ["Ada"]},
-            "gender": "female", "birth_date": "1980-02-03"
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let patient = json!({
+        "identifier": "MRN-STILL", "name": {"family": "Still", "given": ["Ada"]},
+        "gender": "female", "birth_date": "1980-02-03"
+    });
+    let created = create(&app, Role::Clinician, "/api/v1/patients", patient).await;
     let path = format!("/api/v1/patients/{}", created["id"].as_str().unwrap());
     for body in [
         json!({}),
@@ -167,18 +169,9 @@ async fn a_patient_patch_that_changes_nothing_keeps_version_and_etag(app: TestAp
 }
 
 async fn a_contract_patch_that_changes_nothing_keeps_updated_at(app: TestApp) {
-    let created: Value = app
-        .admin(Method::POST, "/api/v1/contracts")
-        .json(
-            &json!({"name": "Still", "parties": ["ada"], "code": "{\"state\": state}",
-                      "state": {"n": 0}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let contract = json!({"name": "Still", "parties": ["ada"], "code": "{\"state\": state}",
+                          "state": {"n": 0}});
+    let created = create(&app, Role::Admin, "/api/v1/contracts", contract).await;
     let path = format!("/api/v1/contracts/{}", created["id"].as_str().unwrap());
     for body in [
         json!({}),
@@ -250,15 +243,8 @@ fn the_token_command_refuses_an_empty_subject() {
 
 /// GETs `path` as `role` and returns `(items on the page, total)`.
 async fn page(app: &TestApp, role: Role, path: &str) -> (usize, Value) {
-    let response = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(app.token(role))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    let body: Value = response.json().await.unwrap();
+    let (status, _, body) = call(app, role, Method::GET, path, Value::Null).await;
+    assert_eq!(status, StatusCode::OK, "GET {path}");
     (
         body["items"].as_array().unwrap().len(),
         body["total"].clone(),
@@ -282,77 +268,47 @@ async fn every_list_page_carries_the_total_of_its_filter(app: TestApp) {
     app.place_order("zed", json!([{"product_id": product["id"], "quantity": 1}]))
         .await;
 
-    let patient: Value = app
-        .client
-        .post(app.url("/api/v1/patients"))
-        .bearer_auth(app.token(Role::Clinician))
-        .json(
-            &json!({"identifier": "MRN-TOTAL", "name": {"family": "Count", "given": ["Al"]},
-                      "gender": "male", "birth_date": "1970-01-01"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let patient = json!({"identifier": "MRN-TOTAL", "name": {"family": "Count", "given": ["Al"]},
+                         "gender": "male", "birth_date": "1970-01-01"});
+    let patient = create(&app, Role::Clinician, "/api/v1/patients", patient).await;
     let patient = format!("/api/v1/patients/{}", patient["id"].as_str().unwrap());
     for code in ["E11.9", "J45.909"] {
-        let recorded = app
-            .client
-            .post(app.url(&format!("{patient}/diagnoses")))
-            .bearer_auth(app.token(Role::Clinician))
-            .json(&json!({"code": code, "description": "Seen", "onset": "2020-05-01", "status": "active"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(recorded.status(), StatusCode::CREATED);
+        let diagnosis =
+            json!({"code": code, "description": "Seen", "onset": "2020-05-01", "status": "active"});
+        create(
+            &app,
+            Role::Clinician,
+            &format!("{patient}/diagnoses"),
+            diagnosis,
+        )
+        .await;
     }
     for plan in ["Rest", "Walk"] {
-        let planned = app
-            .client
-            .post(app.url(&format!("{patient}/treatments")))
-            .bearer_auth(app.token(Role::Clinician))
-            .json(
-                &json!({"plan": plan, "medication": "None", "dosage": "Daily",
-                          "period": {"start": "2026-01-01"}, "status": "planned"}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(planned.status(), StatusCode::CREATED);
+        let treatment = json!({"plan": plan, "medication": "None", "dosage": "Daily",
+                               "period": {"start": "2026-01-01"}, "status": "planned"});
+        create(
+            &app,
+            Role::Clinician,
+            &format!("{patient}/treatments"),
+            treatment,
+        )
+        .await;
     }
 
-    let contract: Value = app
-        .admin(Method::POST, "/api/v1/contracts")
-        .json(&json!({"name": "Counter", "parties": ["ivy"],
-                      "code": "{\"state\": {\"n\": state.n + 1}, \"output\": state.n + 1}",
-                      "state": {"n": 0}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counter = json!({"name": "Counter", "parties": ["ivy"],
+                         "code": "{\"state\": {\"n\": state.n + 1}, \"output\": state.n + 1}",
+                         "state": {"n": 0}});
+    let contract = create(&app, Role::Admin, "/api/v1/contracts", counter).await;
     let contract = format!("/api/v1/contracts/{}", contract["id"].as_str().unwrap());
-    app.admin(Method::POST, &format!("{contract}/deploy"))
-        .send()
-        .await
-        .unwrap();
+    let deploy = format!("{contract}/deploy");
+    let (deployed, _, _) = call(&app, Role::Admin, Method::POST, &deploy, Value::Null).await;
+    assert_eq!(deployed, StatusCode::OK);
     for _ in 0..2 {
-        let executed = app
-            .admin(Method::POST, &format!("{contract}/executions"))
-            .json(&json!({"input": {}}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(executed.status(), StatusCode::CREATED);
+        let input = json!({"input": {}});
+        create(&app, Role::Admin, &format!("{contract}/executions"), input).await;
     }
-    app.admin(Method::POST, "/api/v1/contracts")
-        .json(&json!({"name": "Other", "parties": ["zed"], "code": "{}", "state": {}}))
-        .send()
-        .await
-        .unwrap();
+    let other = json!({"name": "Other", "parties": ["zed"], "code": "{}", "state": {}});
+    create(&app, Role::Admin, "/api/v1/contracts", other).await;
 
     let expected: [(Role, String, u64); 12] = [
         (Role::Admin, "/api/v1/products?limit=1".into(), 1),

@@ -36,13 +36,7 @@ impl Store {
             diesel::insert_into(patients::table)
                 .values(&row)
                 .execute(tx.conn())
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        PatientError::DuplicateIdentifier
-                    } else {
-                        anyhow::Error::new(e).context("insert patient").into()
-                    }
-                })?;
+                .map_err(|e| write_error(e, "insert patient"))?;
             audit::append(
                 tx.conn(),
                 access,
@@ -159,13 +153,7 @@ impl Store {
                 diesel::update(patients::table.find(&sealed.id))
                     .set(&sealed)
                     .execute(tx.conn())
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            PatientError::DuplicateIdentifier
-                        } else {
-                            anyhow::Error::new(e).context("update patient").into()
-                        }
-                    })?;
+                    .map_err(|e| write_error(e, "update patient"))?;
                 tx.publish(&PatientUpdated {
                     patient_id: id,
                     version: next.version,
@@ -220,5 +208,15 @@ impl Store {
             })?;
             Ok(())
         })
+    }
+}
+
+/// A failed insert or update of a patient row: its MRN taken (the identifier hash is
+/// unique), or an unexpected error.
+fn write_error(e: diesel::result::Error, what: &'static str) -> PatientError {
+    if is_unique_violation(&e) {
+        PatientError::DuplicateIdentifier
+    } else {
+        anyhow::Error::new(e).context(what).into()
     }
 }
