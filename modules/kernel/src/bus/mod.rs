@@ -289,12 +289,11 @@ fn epoch_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// An event committed to the outbox, as the metrics count it.
+/// An event committed to the outbox, as the metrics count it: the module that published it
+/// (the envelope's `source`) and its type (`inventory.reserved`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Published {
-    /// The module that published it (the envelope's `source`).
     pub source: String,
-    /// Its type, e.g. `inventory.reserved`.
     pub kind: String,
 }
 
