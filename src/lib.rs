@@ -8,13 +8,15 @@ mod app;
 mod docs;
 mod doctor;
 mod health;
+mod inspect;
 mod module_map;
 mod modules;
 mod wiring;
 
 use kernel::{config::Settings, db::Db};
 
-pub use app::Application;
+pub use app::{Application, Extras};
+pub use inspect::{Exchange, Inspector};
 pub use docs::{asyncapi_json, openapi, openapi_json};
 pub use doctor::doctor;
 

@@ -6,6 +6,10 @@
 mod helpers;
 mod load;
 mod process;
+mod probes;
+mod spec;
+mod spec_tour;
+mod walk;
 
 mod auth;
 mod books;
