@@ -110,7 +110,10 @@ fn servers(api: &mut utoipa::openapi::OpenApi) {
 /// "authentication optional", and generators then type the call as authenticated.)
 fn security(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::security::SecurityRequirement;
-    api.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    api.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
     for item in api.paths.paths.values_mut() {
         for operation in operations(item) {
             if let Some(requirements) = &mut operation.security {
@@ -156,7 +159,10 @@ fn edge_responses(api: &mut utoipa::openapi::OpenApi) {
     };
     let too_many = ResponseBuilder::new()
         .description("Too many requests from this client (see `http.rate_limit_*`)")
-        .header("Retry-After", retry_after("Seconds to wait before retrying"))
+        .header(
+            "Retry-After",
+            retry_after("Seconds to wait before retrying"),
+        )
         .content("application/problem+json", problem())
         .build();
     let unavailable = ResponseBuilder::new()
@@ -197,11 +203,14 @@ fn edge_responses(api: &mut utoipa::openapi::OpenApi) {
                 .entry("503".into())
                 .or_insert_with(|| unavailable.clone().into());
             if let RefOr::T(response) = unavailable {
-                response.headers.entry("Retry-After".into()).or_insert_with(|| {
-                    RefOr::T(retry_after(
-                        "Seconds to wait before retrying, when the wait is known",
-                    ))
-                });
+                response
+                    .headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| {
+                        RefOr::T(retry_after(
+                            "Seconds to wait before retrying, when the wait is known",
+                        ))
+                    });
             }
         }
     }

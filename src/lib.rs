@@ -16,9 +16,9 @@ mod wiring;
 use kernel::{config::Settings, db::Db};
 
 pub use app::{Application, Extras};
-pub use inspect::{Exchange, Inspector};
 pub use docs::{asyncapi_json, openapi, openapi_json};
 pub use doctor::doctor;
+pub use inspect::{Exchange, Inspector};
 
 /// The module map of this build (Markdown with a Mermaid flowchart: trait calls and event
 /// flows between the built-in modules), as committed in `docs/modules.md`.

@@ -5,8 +5,8 @@
 
 mod helpers;
 mod load;
-mod process;
 mod probes;
+mod process;
 mod spec;
 mod spec_tour;
 mod walk;
@@ -27,6 +27,7 @@ mod limits;
 mod metrics;
 mod migrations;
 mod module_map;
+mod not_yours;
 mod openapi;
 mod orders;
 mod patients;

@@ -75,25 +75,49 @@ pub(crate) async fn every_kind_of_refusal(app: &TestApp) {
             );
         };
         if let Some(roles) = &roles {
-            let answer = app.call(Who::Nobody, method.clone(), &unknown, body.as_ref(), &[]).await;
+            let answer = app
+                .call(Who::Nobody, method.clone(), &unknown, body.as_ref(), &[])
+                .await;
             expect(401, answer, "without a token");
             if let Some(other) = ROLES.iter().find(|r| !roles.contains(r)) {
-                let answer = app.call(Who::Role(*other), method.clone(), &unknown, body.as_ref(), &[]).await;
+                let answer = app
+                    .call(
+                        Who::Role(*other),
+                        method.clone(),
+                        &unknown,
+                        body.as_ref(),
+                        &[],
+                    )
+                    .await;
                 expect(403, answer, "with an undeclared role");
             }
         }
         if op.template.contains('{') {
             let malformed = with_ids(&op.template, "not-an-id");
-            let answer = app.call(who, method.clone(), &malformed, body.as_ref(), &[]).await;
+            let answer = app
+                .call(who, method.clone(), &malformed, body.as_ref(), &[])
+                .await;
             expect(404, answer, "with a malformed id");
             let unstorable = with_ids(&op.template, "nul%00here");
-            let answer = app.call(who, method.clone(), &unstorable, body.as_ref(), &[]).await;
+            let answer = app
+                .call(who, method.clone(), &unstorable, body.as_ref(), &[])
+                .await;
             expect(422, answer, "with a NUL in an id");
-            let answer = app.call(who, method.clone(), &unknown, body.as_ref(), &[]).await;
+            let answer = app
+                .call(who, method.clone(), &unknown, body.as_ref(), &[])
+                .await;
             expect(404, answer, "with an unknown id");
         }
         if has_query(spec, op, "limit") {
-            let answer = app.call(who, method.clone(), &format!("{unknown}?limit=abc"), None, &[]).await;
+            let answer = app
+                .call(
+                    who,
+                    method.clone(),
+                    &format!("{unknown}?limit=abc"),
+                    None,
+                    &[],
+                )
+                .await;
             expect(422, answer, "with ?limit=abc");
         }
         if body.is_some() {
@@ -109,14 +133,36 @@ pub(crate) async fn every_kind_of_refusal(app: &TestApp) {
                 request.send()
             };
             let answer = raw("application/json", b"not json".to_vec()).await.unwrap();
-            assert_eq!(answer.status(), 400, "{} {} with a body that is not JSON", op.method, op.template);
-            let answer = raw("application/json", vec![b' '; limit + 1]).await.unwrap();
-            assert_eq!(answer.status(), 413, "{} {} with a body over the limit", op.method, op.template);
+            assert_eq!(
+                answer.status(),
+                400,
+                "{} {} with a body that is not JSON",
+                op.method,
+                op.template
+            );
+            let answer = raw("application/json", vec![b' '; limit + 1])
+                .await
+                .unwrap();
+            assert_eq!(
+                answer.status(),
+                413,
+                "{} {} with a body over the limit",
+                op.method,
+                op.template
+            );
             let answer = raw("text/plain", b"{}".to_vec()).await.unwrap();
-            assert_eq!(answer.status(), 415, "{} {} with text/plain", op.method, op.template);
+            assert_eq!(
+                answer.status(),
+                415,
+                "{} {} with text/plain",
+                op.method,
+                op.template
+            );
             let mut unknown_field = body.clone().unwrap_or(Value::Null);
             unknown_field["surprise"] = Value::Bool(true);
-            let answer = app.call(who, method.clone(), &unknown, Some(&unknown_field), &[]).await;
+            let answer = app
+                .call(who, method.clone(), &unknown, Some(&unknown_field), &[])
+                .await;
             expect(422, answer, "with an unknown field");
         }
     }
@@ -134,7 +180,9 @@ pub(crate) async fn too_many_requests(app: &TestApp) {
         let path = with_ids(&op.template, &uuid::Uuid::now_v7().to_string());
         let mut refused = false;
         for _ in 0..5 {
-            let answer = app.call(Who::Nobody, method.clone(), &path, None, &[]).await;
+            let answer = app
+                .call(Who::Nobody, method.clone(), &path, None, &[])
+                .await;
             if answer.status == 429 {
                 refused = true;
                 break;

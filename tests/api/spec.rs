@@ -66,7 +66,9 @@ impl Spec {
     /// The document of this build, parsed once per test binary.
     pub fn served() -> &'static Spec {
         static SPEC: OnceLock<Spec> = OnceLock::new();
-        SPEC.get_or_init(|| Spec::new(serde_json::from_str(&tessera::openapi_json().unwrap()).unwrap()))
+        SPEC.get_or_init(|| {
+            Spec::new(serde_json::from_str(&tessera::openapi_json().unwrap()).unwrap())
+        })
     }
 
     pub fn new(doc: Value) -> Self {
@@ -118,7 +120,11 @@ impl Spec {
         if let Some(validator) = cache.get(pointer) {
             return Ok(validator.clone());
         }
-        let mut schema = self.doc.pointer(pointer).cloned().unwrap_or(Value::Bool(true));
+        let mut schema = self
+            .doc
+            .pointer(pointer)
+            .cloned()
+            .unwrap_or(Value::Bool(true));
         if let Value::Object(map) = &mut schema {
             map.insert("components".into(), self.doc["components"].clone());
         }
@@ -150,7 +156,9 @@ impl Spec {
         let (Some(content_type), Some(documented)) = (content_type, documented) else {
             return match (content_type, documented) {
                 (Some(ct), None) => {
-                    vec![format!("status {status} documents no body, yet it has one of type {ct}")]
+                    vec![format!(
+                        "status {status} documents no body, yet it has one of type {ct}"
+                    )]
                 }
                 (None, Some(d)) if !d.is_empty() => vec![format!(
                     "status {status} documents a body ({}) and none came",

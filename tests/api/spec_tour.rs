@@ -23,7 +23,11 @@ const UNPRACTICAL: &[(&str, u16, &str)] = &[
          connections or (for the modules that call a neighbour) a split deployment with the \
          neighbour down: see split_hygiene.rs",
     ),
-    ("*", 500, "an unexpected failure: a bug or a broken database"),
+    (
+        "*",
+        500,
+        "an unexpected failure: a bug or a broken database",
+    ),
 ];
 
 /// Who calls.
@@ -110,9 +114,13 @@ pub(crate) fn body_for(operation: &str) -> Value {
         "patch_product" | "patch_contract" => json!({"name": "Renamed"}),
         "reserve_stock" => json!({"id": uuid, "lines": [{"product_id": uuid, "quantity": 1}]}),
         "create_order" => json!({"items": [{"product_id": uuid, "quantity": 1}]}),
-        "create_payment" => json!({"order_id": uuid, "card": crate::walk::card("4242424242424242")}),
+        "create_payment" => {
+            json!({"order_id": uuid, "card": crate::walk::card("4242424242424242")})
+        }
         "create_refund" => json!({"amount": 100}),
-        "create_patient" | "replace_patient" => crate::walk::patient(&format!("MRN-{}", &uuid[24..])),
+        "create_patient" | "replace_patient" => {
+            crate::walk::patient(&format!("MRN-{}", &uuid[24..]))
+        }
         "patch_patient" => json!({"gender": "female"}),
         "create_diagnosis" => json!({
             "code": "E11.9", "description": "Type 2 diabetes mellitus",
@@ -192,7 +200,10 @@ fn coverage(spec: &Spec, seen: &BTreeMap<String, BTreeSet<u16>>) -> (String, Vec
                 marks.push(format!("({code})"));
             } else {
                 marks.push(format!("!{code}"));
-                missing.push(format!("  {} {} ({}): {code}", op.method, op.template, op.id));
+                missing.push(format!(
+                    "  {} {} ({}): {code}",
+                    op.method, op.template, op.id
+                ));
             }
         }
         lines.push(format!("  {:<22} {}", op.id, marks.join(" ")));
