@@ -119,6 +119,8 @@ impl Application {
             subscribers,
             inspector,
         } = extras;
+        // Settings first: a server that cannot start must not create or migrate a database.
+        wiring::preflight(settings)?;
         let (db, applied) = connect_and_migrate(settings)?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied migrations");

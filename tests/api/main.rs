@@ -38,4 +38,5 @@ mod products;
 mod replicas;
 mod shortage;
 mod split;
+mod split_hygiene;
 mod sweep;
