@@ -15,7 +15,6 @@ use kernel::{
     auth::JwtKeys,
     bus::{self, Bus, Subscriber, nats::Nats, relay::Relay},
     config::Settings,
-    db::Db,
     http::{
         JsonLimit,
         idempotency::{self, IdempotencyStore},
@@ -191,10 +190,13 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let jobs = std::mem::take(&mut wired.jobs);
+        let state = health::AppState {
+            db,
+            bus: bus.clone(),
+        };
         let server = Self::server(
             settings,
-            db,
-            &bus,
+            state,
             idempotency,
             rate_limit,
             wired.modules,
@@ -213,8 +215,7 @@ impl Application {
 
     fn server(
         settings: &Settings,
-        db: Db,
-        bus: &Bus,
+        state: health::AppState,
         idempotency: IdempotencyStore,
         rate_limit: RateLimit,
         modules: Vec<Arc<dyn Live>>,
@@ -229,11 +230,8 @@ impl Application {
         let spec = web::Bytes::from(openapi_json()?);
         let keys = JwtKeys::new(&settings.auth).authenticator();
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
-        let state = web::Data::new(health::AppState {
-            db,
-            bus: bus.clone(),
-        });
-        let bus_data = web::Data::new(bus.clone());
+        let bus_data = web::Data::new(state.bus.clone());
+        let state = web::Data::new(state);
         let idempotency = web::Data::new(idempotency);
         let modules: Arc<[Arc<dyn Live>]> = modules.into();
 
