@@ -1,6 +1,7 @@
 //! A walk through each module's operations, for the spec tour: every success, and the
 //! conflicts and failed preconditions only a real state gives. Each step asserts its status;
-//! the app's spec check validates every answer.
+//! the app's spec check validates every answer. The walks are tables of steps, one request a
+//! line (kept so by `rustfmt::skip`).
 
 use kernel::auth::Role;
 use reqwest::Method;
@@ -14,6 +15,54 @@ use crate::{
 const ADMIN: Who<'static> = Who::Role(Role::Admin);
 const SERVICE: Who<'static> = Who::Role(Role::Service);
 const CLINICIAN: Who<'static> = Who::Role(Role::Clinician);
+const ALICE: Who<'static> = Who::Customer("alice");
+const NOBODY: Who<'static> = Who::Nobody;
+const GET: Method = Method::GET;
+const POST: Method = Method::POST;
+const PUT: Method = Method::PUT;
+const PATCH: Method = Method::PATCH;
+const DELETE: Method = Method::DELETE;
+
+/// A request and the status it must get.
+type Step<'a> = (u16, Who<'a>, Method, String, Option<Value>);
+
+async fn run(app: &TestApp, steps: Vec<Step<'_>>) {
+    for (status, who, method, path, body) in steps {
+        app.expect(status, who, method, &path, body.as_ref()).await;
+    }
+}
+
+/// Each request with an `If-Match` of an ETag that is no longer current: 412.
+async fn stale(
+    app: &TestApp,
+    who: Who<'_>,
+    tag: &str,
+    requests: Vec<(Method, &str, Option<Value>)>,
+) {
+    for (method, path, body) in requests {
+        let answer = app
+            .call(
+                who,
+                method.clone(),
+                path,
+                body.as_ref(),
+                &[("If-Match", tag)],
+            )
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            412,
+            "{method} {path}: {}",
+            answer.body
+        );
+    }
+}
+
+/// The ETag of the resource at `path`, read as `who`.
+async fn etag(app: &TestApp, who: Who<'_>, path: &str) -> String {
+    let answer = app.call(who, GET, path, None, &[]).await;
+    answer.headers["etag"].to_str().unwrap().to_owned()
+}
 
 pub(crate) fn card(number: &str) -> Value {
     json!({"number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123"})
@@ -30,569 +79,175 @@ pub(crate) fn patient(mrn: &str) -> Value {
     })
 }
 
-/// The ETag of the resource at `path`, read as `who`.
-async fn etag(app: &TestApp, who: Who<'_>, path: &str) -> String {
-    let answer = app.call(who, Method::GET, path, None, &[]).await;
-    answer.headers["etag"].to_str().unwrap().to_owned()
+fn product(sku: &str, stock: i64) -> Option<Value> {
+    Some(
+        json!({"sku": sku, "name": "Tea", "price": {"amount": 450, "currency": "EUR"}, "stock": stock}),
+    )
 }
 
-/// Sends with `If-Match: stale`, expecting 412.
-async fn stale(
-    app: &TestApp,
-    who: Who<'_>,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    tag: &str,
-) {
-    let answer = app
-        .call(who, method.clone(), path, body, &[("If-Match", tag)])
-        .await;
-    assert_eq!(
-        answer.status.as_u16(),
-        412,
-        "{method} {path}: {}",
-        answer.body
-    );
-}
-
+#[rustfmt::skip]
 pub(crate) async fn products_and_reservations(app: &TestApp) {
-    let tea = app
-        .expect(201, ADMIN, Method::POST, "/api/v1/products", Some(&json!({
-            "sku": "TOUR-TEA", "name": "Tea", "price": {"amount": 450, "currency": "EUR"}, "stock": 10
-        })))
-        .await;
-    let path = format!("/api/v1/products/{}", id(&tea));
-    let duplicate = json!({"sku": "TOUR-TEA", "name": "Tea", "price": {"amount": 1, "currency": "EUR"}, "stock": 1});
-    app.expect(
-        409,
-        ADMIN,
-        Method::POST,
-        "/api/v1/products",
-        Some(&duplicate),
-    )
-    .await;
-    app.expect(
-        200,
-        Who::Nobody,
-        Method::GET,
-        "/api/v1/products?q=tea&sort=-price",
-        None,
-    )
-    .await;
-    app.expect(200, Who::Nobody, Method::GET, &path, None).await;
-    let old = etag(app, Who::Nobody, &path).await;
-    let replacement = json!({"sku": "TOUR-TEA", "name": "Green tea", "price": {"amount": 500, "currency": "EUR"}, "stock": 10});
-    app.expect(200, ADMIN, Method::PUT, &path, Some(&replacement))
-        .await;
-    app.expect(
-        200,
-        ADMIN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"name": "Black tea"})),
-    )
-    .await;
-    stale(app, ADMIN, Method::PUT, &path, Some(&replacement), &old).await;
-    stale(
-        app,
-        ADMIN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"name": "x"})),
-        &old,
-    )
-    .await;
-    stale(app, ADMIN, Method::DELETE, &path, None, &old).await;
-    let other = app.create_product("TOUR-MUG", "Mug", 1200, 3).await;
-    let taken = json!({"sku": "TOUR-MUG", "name": "Tea", "price": {"amount": 450, "currency": "EUR"}, "stock": 10});
-    app.expect(409, ADMIN, Method::PUT, &path, Some(&taken))
-        .await;
-    app.expect(
-        409,
-        ADMIN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"sku": "TOUR-MUG"})),
-    )
-    .await;
+    let products = "/api/v1/products".to_owned();
+    let tea = app.expect(201, ADMIN, POST, &products, product("TOUR-TEA", 10).as_ref()).await;
+    let mug = app.create_product("TOUR-MUG", "Mug", 1200, 3).await;
+    let path = format!("{products}/{}", id(&tea));
+    let old = etag(app, NOBODY, &path).await;
+    run(app, vec![
+        (409, ADMIN, POST, products.clone(), product("TOUR-TEA", 1)),
+        (200, NOBODY, GET, format!("{products}?q=tea&sort=-price"), None),
+        (200, NOBODY, GET, path.clone(), None),
+        (200, ADMIN, PUT, path.clone(), product("TOUR-TEA", 10)),
+        (200, ADMIN, PATCH, path.clone(), Some(json!({"name": "Black tea"}))),
+        (409, ADMIN, PUT, path.clone(), product("TOUR-MUG", 10)),
+        (409, ADMIN, PATCH, path.clone(), Some(json!({"sku": "TOUR-MUG"}))),
+    ]).await;
+    stale(app, ADMIN, &old, vec![
+        (PUT, &path, product("TOUR-TEA", 10)),
+        (PATCH, &path, Some(json!({"name": "x"}))),
+        (DELETE, &path, None),
+    ]).await;
 
-    // Reservations: all or nothing, then committed or released once.
-    let line =
-        |product: &Value, quantity: i64| json!([{"product_id": id(product), "quantity": quantity}]);
-    let first = uuid::Uuid::now_v7().to_string();
-    let reserve = json!({"id": first, "lines": line(&tea, 4)});
-    app.expect(
-        201,
-        SERVICE,
-        Method::POST,
-        "/api/v1/reservations",
-        Some(&reserve),
-    )
-    .await;
-    let too_many = json!({"id": uuid::Uuid::now_v7(), "lines": line(&tea, 100)});
-    app.expect(
-        409,
-        SERVICE,
-        Method::POST,
-        "/api/v1/reservations",
-        Some(&too_many),
-    )
-    .await;
-    let unknown = json!({"id": uuid::Uuid::now_v7(), "lines": [{"product_id": uuid::Uuid::now_v7(), "quantity": 1}]});
-    app.expect(
-        404,
-        SERVICE,
-        Method::POST,
-        "/api/v1/reservations",
-        Some(&unknown),
-    )
-    .await;
-    app.expect(409, ADMIN, Method::PATCH, &path, Some(&json!({"stock": 1})))
-        .await;
-    app.expect(409, ADMIN, Method::PUT, &path, Some(&json!({"sku": "TOUR-TEA", "name": "Tea", "price": {"amount": 450, "currency": "EUR"}, "stock": 1}))).await;
-    app.expect(409, ADMIN, Method::DELETE, &path, None).await;
-    app.expect(
-        200,
-        SERVICE,
-        Method::POST,
-        &format!("/api/v1/reservations/{first}/commit"),
-        None,
-    )
-    .await;
-    // A paid order cancelled before shipping: committed units come back.
-    app.expect(
-        200,
-        SERVICE,
-        Method::POST,
-        &format!("/api/v1/reservations/{first}/release"),
-        None,
-    )
-    .await;
-    app.expect(
-        409,
-        SERVICE,
-        Method::POST,
-        &format!("/api/v1/reservations/{first}/commit"),
-        None,
-    )
-    .await;
-    let second = uuid::Uuid::now_v7().to_string();
-    let reserve = json!({"id": second, "lines": line(&other, 1)});
-    app.expect(
-        201,
-        SERVICE,
-        Method::POST,
-        "/api/v1/reservations",
-        Some(&reserve),
-    )
-    .await;
-    app.expect(
-        200,
-        SERVICE,
-        Method::POST,
-        &format!("/api/v1/reservations/{second}/release"),
-        None,
-    )
-    .await;
-    app.expect(
-        204,
-        ADMIN,
-        Method::DELETE,
-        &format!("/api/v1/products/{}", id(&other)),
-        None,
-    )
-    .await;
+    // Reservations: all or nothing, then committed or released; a paid order cancelled
+    // before shipping releases committed units.
+    let reservations = "/api/v1/reservations".to_owned();
+    let reserve = |reservation: &str, product: &str, quantity: i64| {
+        Some(json!({"id": reservation, "lines": [{"product_id": product, "quantity": quantity}]}))
+    };
+    let (first, second) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+    let nothing = uuid::Uuid::now_v7().to_string();
+    run(app, vec![
+        (201, SERVICE, POST, reservations.clone(), reserve(&first, &id(&tea), 4)),
+        (409, SERVICE, POST, reservations.clone(), reserve(&second, &id(&tea), 100)),
+        (404, SERVICE, POST, reservations.clone(), reserve(&second, &nothing, 1)),
+        (409, ADMIN, PATCH, path.clone(), Some(json!({"stock": 1}))),
+        (409, ADMIN, PUT, path.clone(), product("TOUR-TEA", 1)),
+        (409, ADMIN, DELETE, path.clone(), None),
+        (200, SERVICE, POST, format!("{reservations}/{first}/commit"), None),
+        (200, SERVICE, POST, format!("{reservations}/{first}/release"), None),
+        (409, SERVICE, POST, format!("{reservations}/{first}/commit"), None),
+        (201, SERVICE, POST, reservations.clone(), reserve(&second, &id(&mug), 1)),
+        (200, SERVICE, POST, format!("{reservations}/{second}/release"), None),
+        (204, ADMIN, DELETE, format!("{products}/{}", id(&mug)), None),
+    ]).await;
 }
 
+#[rustfmt::skip]
 pub(crate) async fn orders_and_payments(app: &TestApp) {
     let tea = app.create_product("TOUR-ORDER", "Tea", 1500, 5).await;
-    let items = |quantity: i64| json!({"items": [{"product_id": id(&tea), "quantity": quantity}]});
-    let alice = Who::Customer("alice");
-    app.expect(409, alice, Method::POST, "/api/v1/orders", Some(&items(50)))
-        .await;
-    let order = app
-        .expect(201, alice, Method::POST, "/api/v1/orders", Some(&items(2)))
-        .await;
-    let path = format!("/api/v1/orders/{}", id(&order));
-    app.expect(
-        200,
-        alice,
-        Method::GET,
-        "/api/v1/orders?status=pending_payment",
-        None,
-    )
-    .await;
-    app.expect(200, alice, Method::GET, &path, None).await;
-    app.expect(409, ADMIN, Method::POST, &format!("{path}/ship"), None)
-        .await;
-    app.expect(409, ADMIN, Method::POST, &format!("{path}/deliver"), None)
-        .await;
-
-    let pay = json!({"order_id": id(&order), "card": card("4242424242424242")});
-    let payment = app
-        .expect(201, alice, Method::POST, "/api/v1/payments", Some(&pay))
-        .await;
-    app.expect(409, alice, Method::POST, "/api/v1/payments", Some(&pay))
-        .await;
-    let nowhere = json!({"order_id": uuid::Uuid::now_v7(), "card": card("4242424242424242")});
-    app.expect(404, alice, Method::POST, "/api/v1/payments", Some(&nowhere))
-        .await;
-    let paid = format!("/api/v1/payments/{}", id(&payment));
-    app.expect(200, alice, Method::GET, &paid, None).await;
-    let query = format!("/api/v1/payments?order_id={}", id(&order));
-    app.expect(200, alice, Method::GET, &query, None).await;
+    let orders = "/api/v1/orders".to_owned();
+    let items = |quantity: i64| Some(json!({"items": [{"product_id": id(&tea), "quantity": quantity}]}));
+    let order = app.expect(201, ALICE, POST, &orders, items(2).as_ref()).await;
+    let other = app.expect(201, ALICE, POST, &orders, items(1).as_ref()).await;
+    let path = format!("{orders}/{}", id(&order));
+    run(app, vec![
+        (409, ALICE, POST, orders.clone(), items(50)),
+        (200, ALICE, GET, format!("{orders}?status=pending_payment"), None),
+        (200, ALICE, GET, path.clone(), None),
+        (409, ADMIN, POST, format!("{path}/ship"), None),
+        (409, ADMIN, POST, format!("{path}/deliver"), None),
+        (200, ALICE, POST, format!("{orders}/{}/cancel", id(&other)), None),
+    ]).await;
+    let payments = "/api/v1/payments".to_owned();
+    let pay = |order: String| Some(json!({"order_id": order, "card": card("4242424242424242")}));
+    let payment = app.expect(201, ALICE, POST, &payments, pay(id(&order)).as_ref()).await;
+    let paid = format!("{payments}/{}", id(&payment));
+    run(app, vec![
+        (409, ALICE, POST, payments.clone(), pay(id(&order))),
+        (404, ALICE, POST, payments.clone(), pay(uuid::Uuid::now_v7().to_string())),
+        (200, ALICE, GET, paid.clone(), None),
+        (200, ALICE, GET, format!("{payments}?order_id={}", id(&order)), None),
+    ]).await;
     app.eventually("the order is paid", || async {
-        app.call(alice, Method::GET, &path, None, &[]).await.body["status"] == "paid"
-    })
-    .await;
-    app.expect(
-        200,
-        ADMIN,
-        Method::POST,
-        &format!("{paid}/refunds"),
-        Some(&json!({"amount": 100})),
-    )
-    .await;
-    app.expect(
-        409,
-        ADMIN,
-        Method::POST,
-        &format!("{paid}/refunds"),
-        Some(&json!({"amount": 1_000_000})),
-    )
-    .await;
-    app.expect(200, ADMIN, Method::POST, &format!("{path}/ship"), None)
-        .await;
-    app.expect(409, alice, Method::POST, &format!("{path}/cancel"), None)
-        .await;
-    app.expect(200, ADMIN, Method::POST, &format!("{path}/deliver"), None)
-        .await;
-
-    let other = app
-        .expect(201, alice, Method::POST, "/api/v1/orders", Some(&items(1)))
-        .await;
-    app.expect(
-        200,
-        alice,
-        Method::POST,
-        &format!("/api/v1/orders/{}/cancel", id(&other)),
-        None,
-    )
-    .await;
+        app.call(ALICE, GET, &path, None, &[]).await.body["status"] == "paid"
+    }).await;
+    run(app, vec![
+        (200, ADMIN, POST, format!("{paid}/refunds"), Some(json!({"amount": 100}))),
+        (409, ADMIN, POST, format!("{paid}/refunds"), Some(json!({"amount": 1_000_000}))),
+        (200, ADMIN, POST, format!("{path}/ship"), None),
+        (409, ALICE, POST, format!("{path}/cancel"), None),
+        (200, ADMIN, POST, format!("{path}/deliver"), None),
+    ]).await;
 }
 
+#[rustfmt::skip]
 pub(crate) async fn patients(app: &TestApp) {
-    let created = app
-        .expect(
-            201,
-            CLINICIAN,
-            Method::POST,
-            "/api/v1/patients",
-            Some(&patient("MRN-TOUR-1")),
-        )
-        .await;
-    app.expect(
-        409,
-        CLINICIAN,
-        Method::POST,
-        "/api/v1/patients",
-        Some(&patient("MRN-TOUR-1")),
-    )
-    .await;
-    app.expect(
-        201,
-        CLINICIAN,
-        Method::POST,
-        "/api/v1/patients",
-        Some(&patient("MRN-TOUR-2")),
-    )
-    .await;
-    let path = format!("/api/v1/patients/{}", id(&created));
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::GET,
-        "/api/v1/patients?identifier=MRN-TOUR-1",
-        None,
-    )
-    .await;
-    app.expect(200, CLINICIAN, Method::GET, &path, None).await;
+    let patients = "/api/v1/patients".to_owned();
+    let created = app.expect(201, CLINICIAN, POST, &patients, Some(&patient("MRN-TOUR-1"))).await;
+    let path = format!("{patients}/{}", id(&created));
     let old = etag(app, CLINICIAN, &path).await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::PUT,
-        &path,
-        Some(&patient("MRN-TOUR-1")),
-    )
-    .await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"gender": "female"})),
-    )
-    .await;
-    stale(
-        app,
-        CLINICIAN,
-        Method::PUT,
-        &path,
-        Some(&patient("MRN-TOUR-1")),
-        &old,
-    )
-    .await;
-    stale(
-        app,
-        CLINICIAN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"gender": "male"})),
-        &old,
-    )
-    .await;
-    stale(app, CLINICIAN, Method::DELETE, &path, None, &old).await;
-    app.expect(
-        409,
-        CLINICIAN,
-        Method::PUT,
-        &path,
-        Some(&patient("MRN-TOUR-2")),
-    )
-    .await;
-    app.expect(
-        409,
-        CLINICIAN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"identifier": "MRN-TOUR-2"})),
-    )
-    .await;
-
-    let diagnosis = app
-        .expect(
-            201,
-            CLINICIAN,
-            Method::POST,
-            &format!("{path}/diagnoses"),
-            Some(&body_for("create_diagnosis")),
-        )
-        .await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::GET,
-        &format!("{path}/diagnoses"),
-        None,
-    )
-    .await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::GET,
-        &format!("{path}/diagnoses/{}", id(&diagnosis)),
-        None,
-    )
-    .await;
-    let treatment = app
-        .expect(
-            201,
-            CLINICIAN,
-            Method::POST,
-            &format!("{path}/treatments"),
-            Some(&body_for("create_treatment")),
-        )
-        .await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::GET,
-        &format!("{path}/treatments"),
-        None,
-    )
-    .await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::GET,
-        &format!("{path}/treatments/{}", id(&treatment)),
-        None,
-    )
-    .await;
-    app.expect(
-        200,
-        CLINICIAN,
-        Method::GET,
-        &format!("/api/v1/fhir/Patient/{}", id(&created)),
-        None,
-    )
-    .await;
-    app.expect(200, ADMIN, Method::GET, &format!("{path}/audit"), None)
-        .await;
-    app.expect(204, CLINICIAN, Method::DELETE, &path, None)
-        .await;
+    run(app, vec![
+        (409, CLINICIAN, POST, patients.clone(), Some(patient("MRN-TOUR-1"))),
+        (201, CLINICIAN, POST, patients.clone(), Some(patient("MRN-TOUR-2"))),
+        (200, CLINICIAN, GET, format!("{patients}?identifier=MRN-TOUR-1"), None),
+        (200, CLINICIAN, GET, path.clone(), None),
+        (200, CLINICIAN, PUT, path.clone(), Some(patient("MRN-TOUR-1"))),
+        (200, CLINICIAN, PATCH, path.clone(), Some(json!({"gender": "female"}))),
+        (409, CLINICIAN, PUT, path.clone(), Some(patient("MRN-TOUR-2"))),
+        (409, CLINICIAN, PATCH, path.clone(), Some(json!({"identifier": "MRN-TOUR-2"}))),
+    ]).await;
+    stale(app, CLINICIAN, &old, vec![
+        (PUT, &path, Some(patient("MRN-TOUR-1"))),
+        (PATCH, &path, Some(json!({"gender": "male"}))),
+        (DELETE, &path, None),
+    ]).await;
+    let mut steps = Vec::new();
+    for (kind, create) in [("diagnoses", "create_diagnosis"), ("treatments", "create_treatment")] {
+        let child = app.expect(201, CLINICIAN, POST, &format!("{path}/{kind}"), Some(&body_for(create))).await;
+        steps.push((200, CLINICIAN, GET, format!("{path}/{kind}"), None));
+        steps.push((200, CLINICIAN, GET, format!("{path}/{kind}/{}", id(&child)), None));
+    }
+    steps.extend([
+        (200, CLINICIAN, GET, format!("/api/v1/fhir/Patient/{}", id(&created)), None),
+        (200, ADMIN, GET, format!("{path}/audit"), None),
+        (204, CLINICIAN, DELETE, path.clone(), None),
+    ]);
+    run(app, steps).await;
 }
 
 /// Includes the execution of a contract without input whose program returns only state:
 /// `input` and `output` are null.
+#[rustfmt::skip]
 pub(crate) async fn contracts(app: &TestApp) {
-    let counter = app
-        .expect(
-            201,
-            ADMIN,
-            Method::POST,
-            "/api/v1/contracts",
-            Some(&body_for("create_contract")),
-        )
-        .await;
-    let path = format!("/api/v1/contracts/{}", id(&counter));
-    let alice = Who::Customer("alice");
-    app.expect(200, alice, Method::GET, "/api/v1/contracts", None)
-        .await;
-    app.expect(200, alice, Method::GET, &path, None).await;
-    app.expect(
-        200,
-        ADMIN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"name": "Counter 2"})),
-    )
-    .await;
-    app.expect(
-        409,
-        alice,
-        Method::POST,
-        &format!("{path}/executions"),
-        Some(&json!({})),
-    )
-    .await;
-    app.expect(200, ADMIN, Method::POST, &format!("{path}/deploy"), None)
-        .await;
-    app.expect(409, ADMIN, Method::POST, &format!("{path}/deploy"), None)
-        .await;
-    app.expect(
-        409,
-        ADMIN,
-        Method::PATCH,
-        &path,
-        Some(&json!({"code": "{}"})),
-    )
-    .await;
-    let execution = app
-        .expect(
-            201,
-            alice,
-            Method::POST,
-            &format!("{path}/executions"),
-            Some(&json!({})),
-        )
-        .await;
-    assert_eq!(
-        (&execution["input"], &execution["output"]),
-        (&Value::Null, &Value::Null)
-    );
-    let huge = json!({"input": {"blob": "x".repeat(70_000)}});
-    app.expect(
-        413,
-        alice,
-        Method::POST,
-        &format!("{path}/executions"),
-        Some(&huge),
-    )
-    .await;
-    app.expect(200, alice, Method::GET, &format!("{path}/executions"), None)
-        .await;
-    app.expect(
-        200,
-        alice,
-        Method::GET,
-        &format!("{path}/executions/{}", id(&execution)),
-        None,
-    )
-    .await;
-    app.expect(
-        200,
-        alice,
-        Method::GET,
-        &format!("{path}/ledger/verify"),
-        None,
-    )
-    .await;
-    app.expect(409, ADMIN, Method::DELETE, &path, None).await;
-    app.expect(200, ADMIN, Method::POST, &format!("{path}/terminate"), None)
-        .await;
-    app.expect(409, ADMIN, Method::POST, &format!("{path}/terminate"), None)
-        .await;
-
-    let failing =
-        json!({"name": "Fails", "parties": ["shop"], "code": r#"{"output": input.missing}"#});
-    let failing = app
-        .expect(
-            201,
-            ADMIN,
-            Method::POST,
-            "/api/v1/contracts",
-            Some(&failing),
-        )
-        .await;
-    let failing_path = format!("/api/v1/contracts/{}", id(&failing));
-    app.expect(
-        200,
-        ADMIN,
-        Method::POST,
-        &format!("{failing_path}/deploy"),
-        None,
-    )
-    .await;
-    app.expect(
-        422,
-        ADMIN,
-        Method::POST,
-        &format!("{failing_path}/executions"),
-        Some(&json!({"input": {}})),
-    )
-    .await;
-    let draft = app
-        .expect(
-            201,
-            ADMIN,
-            Method::POST,
-            "/api/v1/contracts",
-            Some(&body_for("create_contract")),
-        )
-        .await;
-    app.expect(
-        204,
-        ADMIN,
-        Method::DELETE,
-        &format!("/api/v1/contracts/{}", id(&draft)),
-        None,
-    )
-    .await;
+    let contracts = "/api/v1/contracts".to_owned();
+    let counter = app.expect(201, ADMIN, POST, &contracts, Some(&body_for("create_contract"))).await;
+    let path = format!("{contracts}/{}", id(&counter));
+    let executions = format!("{path}/executions");
+    run(app, vec![
+        (200, ALICE, GET, contracts.clone(), None),
+        (200, ALICE, GET, path.clone(), None),
+        (200, ADMIN, PATCH, path.clone(), Some(json!({"name": "Counter 2"}))),
+        (409, ALICE, POST, executions.clone(), Some(json!({}))),
+        (200, ADMIN, POST, format!("{path}/deploy"), None),
+        (409, ADMIN, POST, format!("{path}/deploy"), None),
+        (409, ADMIN, PATCH, path.clone(), Some(json!({"code": "{}"}))),
+    ]).await;
+    let execution = app.expect(201, ALICE, POST, &executions, Some(&json!({}))).await;
+    assert_eq!((&execution["input"], &execution["output"]), (&Value::Null, &Value::Null));
+    let failing = json!({"name": "Fails", "parties": ["shop"], "code": r#"{"output": input.missing}"#});
+    let failing = app.expect(201, ADMIN, POST, &contracts, Some(&failing)).await;
+    let failing = format!("{contracts}/{}", id(&failing));
+    let draft = app.expect(201, ADMIN, POST, &contracts, Some(&body_for("create_contract"))).await;
+    run(app, vec![
+        (413, ALICE, POST, executions.clone(), Some(json!({"input": {"blob": "x".repeat(70_000)}}))),
+        (200, ALICE, GET, executions.clone(), None),
+        (200, ALICE, GET, format!("{executions}/{}", id(&execution)), None),
+        (200, ALICE, GET, format!("{path}/ledger/verify"), None),
+        (409, ADMIN, DELETE, path.clone(), None),
+        (200, ADMIN, POST, format!("{path}/terminate"), None),
+        (409, ADMIN, POST, format!("{path}/terminate"), None),
+        (200, ADMIN, POST, format!("{failing}/deploy"), None),
+        (422, ADMIN, POST, format!("{failing}/executions"), Some(json!({"input": {}}))),
+        (204, ADMIN, DELETE, format!("{contracts}/{}", id(&draft)), None),
+    ]).await;
 }
 
+#[rustfmt::skip]
 pub(crate) async fn operators(app: &TestApp) {
-    let page = app
-        .expect(
-            200,
-            ADMIN,
-            Method::GET,
-            "/api/v1/admin/events?type=product.created",
-            None,
-        )
-        .await;
+    let page = app.expect(200, ADMIN, GET, "/api/v1/admin/events?type=product.created", None).await;
     let event = id(&page["items"][0]);
-    app.expect(
-        202,
-        ADMIN,
-        Method::POST,
-        &format!("/api/v1/admin/events/{event}/replay?all=true"),
-        None,
-    )
-    .await;
+    let mut steps = vec![(202, ADMIN, POST, format!("/api/v1/admin/events/{event}/replay?all=true"), None)];
     for path in ["/health/live", "/health/ready", "/metrics"] {
-        app.expect(200, Who::Nobody, Method::GET, path, None).await;
+        steps.push((200, NOBODY, GET, path.to_owned(), None));
     }
+    run(app, steps).await;
 }
