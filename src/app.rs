@@ -15,7 +15,6 @@ use kernel::{
     auth::JwtKeys,
     bus::{self, Bus, Subscriber, nats::Nats, relay::Relay},
     config::Settings,
-    db::Db,
     http::{
         JsonLimit,
         idempotency::{self, IdempotencyStore},
@@ -27,7 +26,30 @@ use kernel::{
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::{connect_and_migrate, docs::openapi_json, health, wiring};
+use crate::{
+    connect_and_migrate,
+    docs::openapi_json,
+    health,
+    inspect::{self, Inspector},
+    wiring,
+};
+
+/// What a caller adds to the application: plug-ins' (or tests') bus subscribers, and an
+/// inspector of every response (the test suite's spec check).
+#[derive(Default)]
+pub struct Extras {
+    pub subscribers: Vec<Arc<dyn Subscriber>>,
+    pub inspector: Option<Arc<dyn Inspector>>,
+}
+
+impl std::fmt::Debug for Extras {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extras")
+            .field("subscribers", &self.subscribers.len())
+            .field("inspector", &self.inspector.is_some())
+            .finish()
+    }
+}
 
 /// Everything mounted under `/api/v1`: the kernel's operator API and each built-in module,
 /// with the app data its handlers read.
@@ -36,6 +58,13 @@ fn api_v1(modules: &[Arc<dyn Live>], cfg: &mut ServiceConfig<'_>) {
     for module in modules {
         module.routes(cfg);
     }
+}
+
+/// Stands in when nobody inspects (its middleware is then not installed).
+struct NoInspector;
+
+impl Inspector for NoInspector {
+    fn inspect(&self, _: &inspect::Exchange<'_>) {}
 }
 
 /// Resolves at the first SIGINT or SIGTERM. Replaces actix's own handling, which stops
@@ -76,17 +105,21 @@ impl Application {
     /// # Errors
     /// Database, migration or bind failures, naming the cause.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, Vec::new()).await
+        Self::build_with(settings, Extras::default()).await
     }
 
-    /// [`Application::build`] with extra bus subscribers (plug-ins, tests).
+    /// [`Application::build`] with extra bus subscribers and a response inspector (plug-ins,
+    /// tests).
     ///
     /// # Errors
     /// As [`Application::build`], or a subscriber name used twice.
-    pub async fn build_with(
-        settings: &Settings,
-        subscribers: Vec<Arc<dyn Subscriber>>,
-    ) -> anyhow::Result<Self> {
+    pub async fn build_with(settings: &Settings, extras: Extras) -> anyhow::Result<Self> {
+        let Extras {
+            subscribers,
+            inspector,
+        } = extras;
+        // Settings first: a server that cannot start must not create or migrate a database.
+        wiring::preflight(settings)?;
         let (db, applied) = connect_and_migrate(settings)?;
         if !applied.is_empty() {
             tracing::info!(count = applied.len(), "applied migrations");
@@ -157,14 +190,18 @@ impl Application {
             })?;
         let port = listener.local_addr()?.port();
         let jobs = std::mem::take(&mut wired.jobs);
+        let state = health::AppState {
+            db,
+            bus: bus.clone(),
+        };
         let server = Self::server(
             settings,
-            db,
-            &bus,
+            state,
             idempotency,
             rate_limit,
             wired.modules,
             listener,
+            inspector,
         )?;
         Ok(Self {
             port,
@@ -178,12 +215,12 @@ impl Application {
 
     fn server(
         settings: &Settings,
-        db: Db,
-        bus: &Bus,
+        state: health::AppState,
         idempotency: IdempotencyStore,
         rate_limit: RateLimit,
         modules: Vec<Arc<dyn Live>>,
         listener: TcpListener,
+        inspector: Option<Arc<dyn Inspector>>,
     ) -> anyhow::Result<Server> {
         let http = settings.http.clone();
         let request_timeout = std::time::Duration::from_secs(http.request_timeout_secs.max(1));
@@ -193,13 +230,13 @@ impl Application {
         let spec = web::Bytes::from(openapi_json()?);
         let keys = JwtKeys::new(&settings.auth).authenticator();
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
-        let state = web::Data::new(health::AppState {
-            db,
-            bus: bus.clone(),
-        });
-        let bus_data = web::Data::new(bus.clone());
+        let bus_data = web::Data::new(state.bus.clone());
+        let state = web::Data::new(state);
         let idempotency = web::Data::new(idempotency);
         let modules: Arc<[Arc<dyn Live>]> = modules.into();
+
+        let inspecting = inspector.is_some();
+        let inspector: Arc<dyn Inspector> = inspector.unwrap_or_else(|| Arc::new(NoInspector));
 
         let stop_requested = stop_requested()?;
         let mut server = HttpServer::new(move || {
@@ -254,6 +291,13 @@ impl Application {
             ))
             .wrap(limits::security_headers(http.hsts))
             .wrap(from_fn(middleware::request_context))
+            .wrap({
+                let inspector = inspector.clone();
+                Condition::new(
+                    inspecting,
+                    from_fn(move |req, next| inspect::inspect(inspector.clone(), req, next)),
+                )
+            })
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .shutdown_signal(stop_requested)

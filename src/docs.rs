@@ -82,52 +82,136 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
             .build()
     });
     api.tags = Some(tags.chain(own).collect());
+    servers(&mut api);
+    security(&mut api);
     edge_responses(&mut api);
     api
 }
 
+/// Where the API is: the host that serves the document (at `/api-docs/openapi.json`), whose
+/// root the paths (`/api/v1/…`) start from. A deployment's address is not known when the
+/// document is generated; a client generated from it takes its base URL from there, or from
+/// its caller.
+fn servers(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::server::ServerBuilder;
+    api.servers = Some(vec![
+        ServerBuilder::new()
+            .url("/")
+            .description(Some(
+                "This server: the host that serves this document at /api-docs/openapi.json",
+            ))
+            .build(),
+    ]);
+}
+
+/// A bearer token is required unless an operation says otherwise: each secured operation
+/// names its roles, and a public one overrides the requirement with an empty list
+/// (`security: []`), which generators read as "no authentication". (`[{}]` would mean
+/// "authentication optional", and generators then type the call as authenticated.)
+fn security(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    api.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+    for item in api.paths.paths.values_mut() {
+        for operation in operations(item) {
+            if let Some(requirements) = &mut operation.security {
+                requirements.retain(|r| *r != SecurityRequirement::default());
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &mut utoipa::openapi::path::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+}
+
 /// Responses any operation can give because of what sits in front of every handler: the rate
-/// limit (429) and the request timeout (503).
+/// limit (429, which never counts the health probes), the request timeout or a shortage (503,
+/// with `Retry-After` when the wait is known), an unexpected failure (500), and a path
+/// parameter the database cannot store (422).
 fn edge_responses(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{
-        ContentBuilder, Ref, ResponseBuilder, Type, header::HeaderBuilder, schema::ObjectBuilder,
+        ContentBuilder, Ref, RefOr, ResponseBuilder, Type, header::HeaderBuilder,
+        schema::ObjectBuilder,
     };
     let problem = || {
         ContentBuilder::new()
             .schema(Some(Ref::from_schema_name("Problem")))
             .build()
     };
+    let retry_after = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+            .description(Some(description))
+            .build()
+    };
     let too_many = ResponseBuilder::new()
         .description("Too many requests from this client (see `http.rate_limit_*`)")
         .header(
             "Retry-After",
-            HeaderBuilder::new()
-                .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
-                .description(Some("Seconds to wait before retrying"))
-                .build(),
+            retry_after("Seconds to wait before retrying"),
         )
         .content("application/problem+json", problem())
         .build();
-    let timeout = ResponseBuilder::new()
-        .description("The request did not finish within `http.request_timeout_secs`")
+    let unavailable = ResponseBuilder::new()
+        .description(
+            "Unavailable for now: a module this needs is down (split deployment), the server \
+             is short of database connections, or the request did not finish within \
+             `http.request_timeout_secs` (its outcome is unknown)",
+        )
         .content("application/problem+json", problem())
         .build();
-    for item in api.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
+    let internal = ResponseBuilder::new()
+        .description("An unexpected error; the problem's `request_id` identifies it in the logs")
+        .content("application/problem+json", problem())
+        .build();
+    let unstorable = ResponseBuilder::new()
+        .description("A path parameter holds a character that cannot be stored (NUL, `%00`)")
+        .content("application/problem+json", problem())
+        .build();
+    for (path, item) in &mut api.paths.paths {
+        let probe = kernel::http::limits::PROBE_PATHS.contains(&path.as_str());
+        let templated = path.contains('{');
+        for operation in operations(item) {
             let responses = &mut operation.responses.responses;
+            if !probe {
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| too_many.clone().into());
+            }
+            if templated {
+                responses
+                    .entry("422".into())
+                    .or_insert_with(|| unstorable.clone().into());
+            }
             responses
-                .entry("429".into())
-                .or_insert_with(|| too_many.clone().into());
-            responses
+                .entry("500".into())
+                .or_insert_with(|| internal.clone().into());
+            let unavailable = responses
                 .entry("503".into())
-                .or_insert_with(|| timeout.clone().into());
+                .or_insert_with(|| unavailable.clone().into());
+            if let RefOr::T(response) = unavailable {
+                response
+                    .headers
+                    .entry("Retry-After".into())
+                    .or_insert_with(|| {
+                        RefOr::T(retry_after(
+                            "Seconds to wait before retrying, when the wait is known",
+                        ))
+                    });
+            }
         }
     }
 }

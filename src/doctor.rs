@@ -2,11 +2,12 @@
 
 use kernel::{bus::nats::Nats, config::Settings, db::Db};
 
-use crate::modules;
+use crate::{modules, wiring};
 
-/// Checks configuration (the modules' settings and start-up checks included), database,
-/// migrations and NATS, changing nothing but creating an empty SQLite file where none exists
-/// yet. Returns the report and whether everything is fine.
+/// Checks configuration (the modules' settings and start-up checks, and how each neighbour a
+/// module calls is reached), database, migrations and NATS, changing nothing but creating an
+/// empty SQLite file where none exists yet. Returns the report and whether everything is
+/// fine.
 pub async fn doctor(settings: &Settings) -> (String, bool) {
     let mut report = String::new();
     let mut healthy = true;
@@ -24,9 +25,10 @@ pub async fn doctor(settings: &Settings) -> (String, bool) {
         true,
         format!("modules built in: {}", modules::names().join(", ")),
     );
-    for plug in modules::plugs() {
-        if let Err(e) = plug.check(settings) {
-            line(false, format!("{} module: {e:#}", plug.name()));
+    for check in wiring::settings_checks(settings) {
+        match check {
+            Ok(how) => line(true, how),
+            Err(what) => line(false, what),
         }
     }
     match Db::connect(&settings.database) {

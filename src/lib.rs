@@ -9,16 +9,18 @@ mod config_doc;
 mod docs;
 mod doctor;
 mod health;
+mod inspect;
 mod module_map;
 mod modules;
 mod wiring;
 
 use kernel::{config::Settings, db::Db};
 
-pub use app::Application;
+pub use app::{Application, Extras};
 pub use config_doc::configuration_markdown;
 pub use docs::{asyncapi_json, openapi, openapi_json};
 pub use doctor::doctor;
+pub use inspect::{Exchange, Inspector};
 
 /// The module map of this build (Markdown with a Mermaid flowchart: trait calls and event
 /// flows between the built-in modules), as committed in `docs/modules.md`.

@@ -67,11 +67,9 @@ impl<'a> Neighbourhood<'a> {
     }
 }
 
-impl Resolve for Neighbourhood<'_> {
-    fn resolve(&mut self, wanted: &Wanted) -> anyhow::Result<Arc<dyn Any + Send + Sync>> {
-        if let Some(service) = self.services.get(&wanted.id) {
-            return Ok(service.clone());
-        }
+impl Neighbourhood<'_> {
+    /// A neighbour no module built so far provides: its HTTP client, or why there is none.
+    fn reach(&self, wanted: &Wanted) -> anyhow::Result<Arc<dyn Any + Send + Sync>> {
         let (caller, module) = (wanted.caller, wanted.module);
         if self.built_in.contains(&module) {
             bail!(
@@ -92,6 +90,71 @@ impl Resolve for Neighbourhood<'_> {
             );
         };
         (wanted.remote)(&url, caller, &self.keys)
+    }
+}
+
+impl Resolve for Neighbourhood<'_> {
+    fn resolve(&mut self, wanted: &Wanted) -> anyhow::Result<Arc<dyn Any + Send + Sync>> {
+        match self.services.get(&wanted.id) {
+            Some(service) => Ok(service.clone()),
+            None => self.reach(wanted),
+        }
+    }
+}
+
+/// What the built-in modules need from the settings, checked without a database (so `tessera
+/// serve` and `tessera doctor` say what is missing before they touch it): each module's
+/// section and start-up checks (`Err` only), then how each neighbour it calls is reached —
+/// in-process when it is built in and listed before, else through the client for its URL;
+/// `Err` says which feature to build or which variable to set.
+pub(crate) fn settings_checks(settings: &Settings) -> Vec<Result<String, String>> {
+    let plugs = modules::plugs();
+    let neighbourhood = Neighbourhood::new(settings, plugs.iter().map(Plug::name).collect());
+    let mut built: Vec<&'static str> = Vec::new();
+    let mut found: Vec<Result<String, String>> = plugs
+        .iter()
+        .filter_map(|plug| {
+            let checked = plug.check(settings);
+            checked
+                .err()
+                .map(|e| Err(format!("{} module: {e:#}", plug.name())))
+        })
+        .collect();
+    for plug in &plugs {
+        for wanted in plug.wanted() {
+            let (caller, module) = (wanted.caller, wanted.module);
+            found.push(if built.contains(&module) {
+                Ok(format!(
+                    "the {caller} module calls the {module} module in-process"
+                ))
+            } else {
+                neighbourhood
+                    .reach(&wanted)
+                    .map(|_| {
+                        let url = settings.neighbour_url(module).unwrap_or_default();
+                        format!("the {caller} module calls the {module} module at {url}")
+                    })
+                    .map_err(|e| format!("{e:#}"))
+            });
+        }
+        built.push(plug.name());
+    }
+    found
+}
+
+/// What must hold before the server touches the database: [`settings_checks`] all pass.
+///
+/// # Errors
+/// Every problem found.
+pub(crate) fn preflight(settings: &Settings) -> anyhow::Result<()> {
+    let problems: Vec<String> = settings_checks(settings)
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    match problems.as_slice() {
+        [] => Ok(()),
+        [one] => bail!("{one}"),
+        many => bail!("{}", many.join("; ")),
     }
 }
 

@@ -10,13 +10,25 @@ use kernel::{
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
-/// A running app on its own database.
+use crate::spec::SpecCheck;
+
+/// A running app on its own database. Every response it gives is checked against the OpenAPI
+/// document: a mismatch fails the test when the app is dropped (see `spec.rs`).
 pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub settings: Settings,
+    pub spec: Arc<SpecCheck>,
     keys: JwtKeys,
     _db: TestDatabase,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.spec.assert_truthful();
+        }
+    }
 }
 
 impl TestApp {
@@ -44,7 +56,12 @@ impl TestApp {
         settings.http.rate_limit_per_second = 0;
         settings.database = db.settings();
         adjust(&mut settings);
-        let app = tessera::Application::build_with(&settings, subscribers)
+        let spec = SpecCheck::new();
+        let extras = tessera::Extras {
+            subscribers,
+            inspector: Some(spec.clone()),
+        };
+        let app = tessera::Application::build_with(&settings, extras)
             .await
             .unwrap();
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -54,6 +71,7 @@ impl TestApp {
             client: Client::new(),
             keys: JwtKeys::new(&settings.auth),
             settings,
+            spec,
             _db: db,
         })
     }

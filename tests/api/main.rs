@@ -5,7 +5,11 @@
 
 mod helpers;
 mod load;
+mod probes;
 mod process;
+mod spec;
+mod spec_tour;
+mod walk;
 
 mod auth;
 mod books;
@@ -25,6 +29,7 @@ mod limits;
 mod metrics;
 mod migrations;
 mod module_map;
+mod not_yours;
 mod openapi;
 mod orders;
 mod patients;
@@ -37,4 +42,5 @@ mod replicas;
 mod shortage;
 mod small_truths;
 mod split;
+mod split_hygiene;
 mod sweep;

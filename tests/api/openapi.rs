@@ -41,16 +41,22 @@ const PUBLIC: &[&str] = &[
 const ROLES: &[&str] = &["admin", "clinician", "customer", "service"];
 
 /// The roles an operation declares (`security: [{"bearer": [roles…]}]`), or `None` when it
-/// is explicitly public (`security: [{}]`). Panics when an operation declares neither.
+/// is explicitly public (`security: []`, overriding the document's bearer requirement).
+/// Panics when an operation declares neither.
 fn declared_roles(method: &str, path: &str, op: &Value) -> Option<Vec<String>> {
     let security = op["security"]
         .as_array()
         .unwrap_or_else(|| panic!("{method} {path} declares no security at all"));
-    assert_eq!(security.len(), 1, "{method} {path}: one requirement");
-    let requirement = security[0].as_object().unwrap();
-    if requirement.is_empty() {
+    if security.is_empty() {
         return None;
     }
+    assert_eq!(security.len(), 1, "{method} {path}: one requirement");
+    let requirement = security[0].as_object().unwrap();
+    assert!(
+        !requirement.is_empty(),
+        "{method} {path}: `[{{}}]` makes authentication optional, not absent: public \
+         operations say `security: []`"
+    );
     let roles: Vec<String> = requirement["bearer"]
         .as_array()
         .unwrap_or_else(|| panic!("{method} {path}: only the bearer scheme is known"))
@@ -78,6 +84,10 @@ fn every_operation_declares_public_or_the_roles_it_needs() {
         spec["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // A token is needed unless an operation says otherwise, and a client generated from the
+    // document finds the API on the host that served it.
+    assert_eq!(spec["security"], serde_json::json!([{"bearer": []}]));
+    assert_eq!(spec["servers"][0]["url"], "/");
     let paths = spec["paths"].as_object().unwrap();
     assert!(
         paths

@@ -262,7 +262,8 @@ async fn terminate_contract(
 /// evaluation time are bounded: a larger input is a 413, an evaluation that takes too long,
 /// fails, returns something other than a map with optional `output` and `state`, or leaves
 /// too large a state is a 422 — and nothing is stored. Admins, services and the parties
-/// (customers) may execute; a draft or terminated contract is a 409.
+/// (customers) may execute; to any other customer the contract does not exist (404, as for
+/// reading it); a draft or terminated contract is a 409.
 #[utoipa::path(
     tag = TAG,
     operation_id = "execute_contract",

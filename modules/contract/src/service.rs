@@ -76,16 +76,19 @@ fn require_admin(actor: &Principal) -> Result<(), ContractError> {
     }
 }
 
-/// Checks the caller may execute a contract it has read, and that the contract runs.
+/// Checks the caller may execute the contract, and that the contract runs. A role that may
+/// never execute is refused (403); a caller who may not read this contract learns nothing of
+/// it: the same 404 as reading it, or as a contract that does not exist.
 fn check_executable(actor: &Principal, row: &ContractRow) -> Result<(), ContractError> {
     let id = row.contract_id()?;
-    if !(sees_everything(actor) || is_party(actor, row)?) {
-        return Err(match actor.role {
-            Role::Customer => ContractError::Forbidden(format!(
-                "only the parties to contract {id} may execute it"
-            )),
-            role => ContractError::Forbidden(format!("a {role} may not execute contracts")),
-        });
+    if !matches!(actor.role, Role::Admin | Role::Service | Role::Customer) {
+        return Err(ContractError::Forbidden(format!(
+            "a {} may not execute contracts",
+            actor.role
+        )));
+    }
+    if !may_read(actor, row)? {
+        return Err(ContractError::NotFound(id));
     }
     let status = row.status()?;
     if status != ContractStatus::Deployed {

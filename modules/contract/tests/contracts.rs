@@ -391,17 +391,19 @@ async fn admins_services_and_parties_may_execute_and_nobody_else(backend: kernel
             (who.sub.as_str(), who.role)
         );
     }
-    for who in [customer("mallory"), clinician()] {
-        let err = f
-            .contracts
-            .execute(&who, c.id, json!({}))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, ContractError::Forbidden(_)),
-            "{who:?}: {err:?}"
-        );
-    }
+    // A role that never executes is refused; a customer who is no party learns nothing.
+    let err = f
+        .contracts
+        .execute(&clinician(), c.id, json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ContractError::Forbidden(_)), "{err:?}");
+    let err = f
+        .contracts
+        .execute(&customer("mallory"), c.id, json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ContractError::NotFound(_)), "{err:?}");
     let err = f
         .contracts
         .execute(&admin(), ContractId::new(), json!({}))

@@ -156,7 +156,8 @@ async fn who_may_execute_is_checked_before_the_body() {
     let cases = [
         (None, StatusCode::UNAUTHORIZED),
         (Some(("dr-who", Role::Clinician)), StatusCode::FORBIDDEN),
-        (Some(("mallory", Role::Customer)), StatusCode::FORBIDDEN),
+        // Not a party: to her the contract does not exist.
+        (Some(("mallory", Role::Customer)), StatusCode::NOT_FOUND),
         (Some(("alice", Role::Customer)), StatusCode::CREATED),
         (Some(("billing", Role::Service)), StatusCode::CREATED),
         (ADMIN, StatusCode::CREATED),

@@ -5,7 +5,7 @@
 
 pub use kernel_api::error::{
     ApiError, ErrorKind, FieldError, PROBLEM_CONTENT_TYPE, Problem, ProblemCode, Retryable,
-    Shortage, from_tagged, members, problem_response, tagged_members,
+    Shortage, Unavailable, from_tagged, members, problem_response, tagged_members,
 };
 
 /// A pool that gave no connection in time, marked as the [`Shortage`] it is: the client gets

@@ -181,6 +181,7 @@ pub struct Plug {
     events: fn() -> Vec<EventDoc>,
     consumers: fn() -> Vec<ConsumerDoc>,
     calls: fn() -> Vec<Call>,
+    wanted: fn(&'static str) -> Vec<Wanted>,
     private_paths: &'static [&'static str],
     check: fn(&Settings) -> anyhow::Result<()>,
     config_keys: fn(&Settings) -> anyhow::Result<Vec<KeyDoc>>,
@@ -205,6 +206,7 @@ impl Plug {
             events: M::events,
             consumers: M::consumers,
             calls: <M::Neighbours as Neighbours>::calls,
+            wanted: <M::Neighbours as Neighbours>::wanted,
             private_paths: M::PRIVATE_PATHS,
             check: check::<M>,
             config_keys: config_keys::<M>,
@@ -240,6 +242,11 @@ impl Plug {
     /// The neighbours it calls, from the types of its neighbour struct.
     pub fn calls(&self) -> Vec<Call> {
         (self.calls)()
+    }
+
+    /// The neighbours it asks the binary for, checked before the database is touched.
+    pub fn wanted(&self) -> Vec<Wanted> {
+        (self.wanted)(self.name)
     }
 
     pub fn private_paths(&self) -> &'static [&'static str] {

@@ -91,7 +91,7 @@ fn invalid(field: impl Into<String>, message: &str) -> OrderError {
 fn product_failure(e: ProductError) -> OrderError {
     match e {
         ProductError::Unexpected(source) => OrderError::Unexpected(source),
-        ProductError::Unavailable(reason) => OrderError::Unavailable(reason),
+        ProductError::Unavailable(unavailable) => OrderError::Unavailable(unavailable),
         other => OrderError::Unexpected(anyhow::anyhow!("product: {other}")),
     }
 }

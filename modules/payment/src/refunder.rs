@@ -40,7 +40,7 @@ impl Refunder {
     /// the answer. `Ok(None)`: nothing to do (it ended already, or was never committed).
     ///
     /// # Errors
-    /// [`PaymentError::Unavailable`] when the gateway does not answer (the refund stays
+    /// [`PaymentError::GatewayUnavailable`] when the gateway does not answer (the refund stays
     /// pending: reconciliation settles it); [`PaymentError::NotRefundable`] when it refuses.
     pub(crate) async fn execute(
         &self,
@@ -63,9 +63,7 @@ impl Refunder {
             Ok(RefundOutcome::Refused { code }) => Finish::Failed { code },
             Err(error) => {
                 tracing::warn!(error = ?error, %refund, "the payment gateway could not be reached");
-                return Err(PaymentError::Unavailable(
-                    "the payment gateway did not answer; the refund is settled once it does".into(),
-                ));
+                return Err(PaymentError::GatewayUnavailable);
             }
         };
         let store = self.store.clone();

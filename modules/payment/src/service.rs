@@ -53,7 +53,7 @@ fn sees_everything(actor: &Principal) -> bool {
 fn order_error(order: OrderId, err: OrderError) -> PaymentError {
     match err {
         OrderError::NotFound(_) => PaymentError::OrderNotFound(order),
-        OrderError::Unavailable(what) => PaymentError::Unavailable(what),
+        OrderError::Unavailable(unavailable) => PaymentError::Unavailable(unavailable),
         other => {
             PaymentError::Unexpected(anyhow::Error::new(other).context("look up the order to pay"))
         }

@@ -18,7 +18,7 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 pub struct ExecuteContract {
     /// Any JSON value, bound to the variable `input` (default `null`).
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"total": {"amount": 3000, "currency": "EUR"}}))]
+    #[schema(value_type = Value, example = json!({"total": {"amount": 3000, "currency": "EUR"}}))]
     pub input: Value,
 }
 /// Who ran an execution.
@@ -50,11 +50,11 @@ pub struct Execution {
     pub version: i64,
     /// Position in the ledger: 1, 2, …
     pub seq: i64,
-    /// The input it ran with.
-    #[schema(value_type = Object)]
+    /// The input it ran with: any JSON value, null when it ran without one.
+    #[schema(value_type = Value)]
     pub input: Value,
-    /// What the program returned as `output` (null when it returned none).
-    #[schema(value_type = Object)]
+    /// What the program returned as `output`: any JSON value, null when it returned none.
+    #[schema(value_type = Value)]
     pub output: Value,
     /// The contract's state after the execution.
     #[schema(value_type = Object)]

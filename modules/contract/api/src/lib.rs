@@ -99,8 +99,9 @@ pub trait ContractService: Send + Sync + 'static {
     /// `state` replaces the stored one in the same transaction.
     ///
     /// # Errors
-    /// [`ContractError::NotFound`] for a contract the caller may not read;
-    /// [`ContractError::Forbidden`] for a caller who may read but not execute;
+    /// [`ContractError::NotFound`] for a contract the caller may not read (a customer who is
+    /// not a party: the same answer as for a contract that does not exist);
+    /// [`ContractError::Forbidden`] for a role that may never execute;
     /// [`ContractError::Conflict`] unless it is deployed;
     /// [`ContractError::InputTooLarge`]; [`ContractError::Evaluation`] for a runtime error,
     /// a result of the wrong shape, a state too large or an evaluation over the time bound

@@ -12,7 +12,7 @@ mod problem;
 mod transient;
 
 pub use problem::{FieldError, Problem, ProblemCode, from_tagged, members, tagged_members};
-pub use transient::{Retryable, Shortage};
+pub use transient::{Retryable, Shortage, Unavailable};
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -303,6 +303,18 @@ impl fmt::Display for ApiError {
     }
 }
 
+/// 503 naming the module, with `Retry-After`.
+impl From<Unavailable> for ApiError {
+    fn from(unavailable: Unavailable) -> Self {
+        let mut members = Map::new();
+        members.insert("module".into(), Value::from(unavailable.module.clone()));
+        Self {
+            retry_after: Some(unavailable.retry_after),
+            ..Self::from_error(ErrorKind::ServiceUnavailable, &unavailable).with_members(members)
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(source: anyhow::Error) -> Self {
         Self::internal(source)
@@ -325,6 +337,25 @@ mod tests {
         assert!(
             logged.contains("no database connection available") && logged.contains("timed out")
         );
+    }
+
+    #[test]
+    fn an_unavailable_module_is_a_503_naming_it_with_retry_after() {
+        let wait = std::time::Duration::from_millis(4919);
+        let api = ApiError::from(Unavailable::new("product", wait));
+        assert_eq!(api.retry_after(), Some(5));
+        let problem = api.problem();
+        assert_eq!(
+            (problem.status, problem.code.as_str()),
+            (503, "unavailable")
+        );
+        assert_eq!(problem.members["module"], "product");
+        assert_eq!(
+            problem.detail,
+            "The product module is unavailable; retry in 5 s."
+        );
+        let soon = Unavailable::new("order", std::time::Duration::ZERO);
+        assert_eq!(soon.retry_after, 1);
     }
 
     #[test]

@@ -90,6 +90,21 @@ impl CircuitBreaker {
         }
     }
 
+    /// How long until the breaker lets a call through again: zero while it is closed.
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after_at(Instant::now())
+    }
+
+    pub fn retry_after_at(&self, now: Instant) -> Duration {
+        match *self.lock() {
+            Inner::Closed { .. } => Duration::ZERO,
+            Inner::Open { until } => until.saturating_duration_since(now),
+            Inner::HalfOpen { probe_started } => {
+                (probe_started + self.cooldown).saturating_duration_since(now)
+            }
+        }
+    }
+
     pub fn record_success(&self) {
         *self.lock() = Inner::Closed { failures: 0 };
     }
@@ -135,6 +150,7 @@ mod tests {
         assert_eq!(b.admit_at(t), Admission::Allowed);
         b.record_failure_at(t);
         assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.retry_after_at(at(t, 1000)), Duration::from_secs(4));
         assert_eq!(
             b.admit_at(at(t, 1000)),
             Admission::Rejected {
@@ -159,8 +175,10 @@ mod tests {
             b.admit_at(at(t, 5001)),
             Admission::Rejected { .. }
         ));
+        assert_eq!(b.retry_after_at(at(t, 5001)), Duration::from_millis(4999));
         b.record_success();
         assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.retry_after_at(at(t, 5002)), Duration::ZERO);
         assert_eq!(b.admit_at(at(t, 5002)), Admission::Allowed);
     }
 

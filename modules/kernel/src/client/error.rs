@@ -1,6 +1,8 @@
 //! How a call fails ([`RemoteError`]) and how an error body becomes a [`Problem`] even when
 //! the neighbour (or a proxy in front of it) did not send a problem document.
 
+use std::time::Duration;
+
 use crate::error::Problem;
 
 /// Why a call failed.
@@ -8,11 +10,16 @@ use crate::error::Problem;
 pub enum RemoteError {
     /// The neighbour could not be reached, timed out, answered 502/503/504 (after the
     /// retries an idempotent call gets), or its circuit breaker is open. Maps onto the
-    /// trait's `Unavailable` variant; the HTTP layer answers 503.
+    /// trait's `Unavailable` variant (a [`crate::error::Unavailable`] of `service` and
+    /// `retry_after`); the HTTP layer answers 503 naming the module, with `Retry-After`.
+    /// `reason` (which may hold the neighbour's address and the OS error) is for logs only.
     #[error("{service} is unavailable: {reason}")]
     Unavailable {
         service: String,
         reason: String,
+        /// When a retry may succeed: the breaker's remaining cooldown, or the neighbour's
+        /// own `Retry-After`, whichever is later (zero: at once).
+        retry_after: Duration,
         /// The neighbour's problem document, when it sent one (a 503 of its own).
         problem: Option<Box<Problem>>,
     },

@@ -118,10 +118,23 @@ impl Remote {
         }
     }
 
-    fn unavailable(&self, reason: impl Into<String>, problem: Option<Box<Problem>>) -> RemoteError {
+    /// The neighbour is unavailable: when to retry is the breaker's remaining cooldown or the
+    /// neighbour's own `Retry-After`, whichever is later.
+    fn unavailable(
+        &self,
+        reason: impl Into<String>,
+        neighbour_retry_after: Option<Duration>,
+        problem: Option<Box<Problem>>,
+    ) -> RemoteError {
+        let retry_after = self
+            .inner
+            .breaker
+            .retry_after()
+            .max(neighbour_retry_after.unwrap_or_default());
         RemoteError::Unavailable {
             service: self.inner.service.clone(),
             reason: reason.into(),
+            retry_after,
             problem,
         }
     }
@@ -185,26 +198,29 @@ impl Remote {
         let mut attempt = 0;
         loop {
             if let Admission::Rejected { retry_after } = self.inner.breaker.admit() {
-                return Err(self.unavailable(
-                    format!(
+                tracing::warn!(?retry_after, "remote call refused: circuit breaker open");
+                return Err(RemoteError::Unavailable {
+                    service: self.inner.service.clone(),
+                    reason: format!(
                         "circuit breaker open (next try in {} ms)",
                         retry_after.as_millis()
                     ),
-                    None,
-                ));
+                    retry_after,
+                    problem: None,
+                });
             }
             let traceparent = context.child_traceparent();
             let result = self.attempt(request, request_id, &traceparent).await;
             let outcome = match &result {
                 Ok(response) => Some(Outcome::Status(response.status)),
                 Err(AttemptError::Transport { outcome, .. }) => Some(*outcome),
-                Err(AttemptError::Status { status, problem }) => {
-                    Some(if *status == 409 && problem.code == KEY_IN_FLIGHT {
-                        Outcome::KeyInFlight
-                    } else {
-                        Outcome::Status(*status)
-                    })
-                }
+                Err(AttemptError::Status {
+                    status, problem, ..
+                }) => Some(if *status == 409 && problem.code == KEY_IN_FLIGHT {
+                    Outcome::KeyInFlight
+                } else {
+                    Outcome::Status(*status)
+                }),
                 Err(AttemptError::Other(_)) => None,
             };
             match outcome {
@@ -223,16 +239,20 @@ impl Remote {
             }
             return match result {
                 Ok(response) => Ok(response),
+                // The reason names the neighbour's address and the OS error: the log keeps
+                // it (with the request id of the span), the caller's answer does not.
                 Err(AttemptError::Transport { reason, .. }) => {
                     tracing::warn!(%reason, "remote call failed");
-                    Err(self.unavailable(reason, None))
+                    Err(self.unavailable(reason, None, None))
                 }
-                Err(AttemptError::Status { status, problem })
-                    if outcome.is_some_and(Outcome::is_unavailable) =>
-                {
-                    tracing::warn!(status, "remote call failed");
-                    Err(self
-                        .unavailable(format!("HTTP {status}: {}", problem.detail), Some(problem)))
+                Err(AttemptError::Status {
+                    status,
+                    retry_after,
+                    problem,
+                }) if outcome.is_some_and(Outcome::is_unavailable) => {
+                    tracing::warn!(status, detail = %problem.detail, "remote call failed");
+                    let reason = format!("HTTP {status}: {}", problem.detail);
+                    Err(self.unavailable(reason, retry_after, Some(problem)))
                 }
                 Err(AttemptError::Status { problem, .. }) => Err(RemoteError::Problem {
                     service: self.inner.service.clone(),
@@ -281,11 +301,17 @@ impl Remote {
         }
         let response = builder.send().await.map_err(AttemptError::transport)?;
         let status = response.status().as_u16();
-        let etag = response
-            .headers()
-            .get(reqwest::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let etag = header(reqwest::header::ETAG);
+        let retry_after = header(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.trim().parse().ok())
+            .map(Duration::from_secs);
         let body = response.bytes().await.map_err(AttemptError::transport)?;
         if (200..300).contains(&status) {
             Ok(Response {
@@ -296,6 +322,7 @@ impl Remote {
         } else {
             Err(AttemptError::Status {
                 status,
+                retry_after,
                 problem: Box::new(parse_problem(status, &body)),
             })
         }
@@ -303,8 +330,16 @@ impl Remote {
 }
 
 enum AttemptError {
-    Transport { outcome: Outcome, reason: String },
-    Status { status: u16, problem: Box<Problem> },
+    Transport {
+        outcome: Outcome,
+        reason: String,
+    },
+    Status {
+        status: u16,
+        /// The neighbour's `Retry-After` (seconds), if it sent one.
+        retry_after: Option<Duration>,
+        problem: Box<Problem>,
+    },
     Other(anyhow::Error),
 }
 

@@ -178,11 +178,37 @@ async fn a_neighbour_that_is_not_listening_is_unavailable() {
     };
     let r = remote(port);
     let err = r.send(r.request(Method::Get, "/echo")).await.unwrap_err();
-    match err {
-        RemoteError::Unavailable { reason, .. } => assert!(!reason.is_empty()),
+    let RemoteError::Unavailable {
+        service,
+        reason,
+        retry_after,
+        ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    // The reason, for the log, names the address and the OS error…
+    assert!(reason.contains(&port.to_string()), "{reason}");
+    assert_eq!(r.breaker_state(), BreakerState::Open);
+    // …what the caller passes on names the module and when to retry: the breaker just
+    // opened for 300 ms, so one second (rounded up).
+    let unavailable = crate::error::Unavailable::new(service, retry_after);
+    assert_eq!(
+        (unavailable.module.as_str(), unavailable.retry_after),
+        ("neighbour", 1)
+    );
+    let said = unavailable.to_string();
+    assert!(
+        !said.contains("127.0.0.1") && !said.contains("os error"),
+        "{said}"
+    );
+    // While the breaker is open, its remaining cooldown is the wait.
+    match r.send(r.request(Method::Get, "/echo")).await.unwrap_err() {
+        RemoteError::Unavailable { retry_after, .. } => {
+            assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_millis(300));
+        }
         other => panic!("{other:?}"),
     }
-    assert_eq!(r.breaker_state(), BreakerState::Open);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

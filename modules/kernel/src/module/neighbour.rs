@@ -96,6 +96,10 @@ pub trait Neighbours: Sized + Send + 'static {
     /// The traits it calls.
     fn calls() -> Vec<Call>;
 
+    /// What module `caller` asks the binary for, one [`Wanted`] per neighbour: the binary
+    /// checks them before it touches the database.
+    fn wanted(caller: &'static str) -> Vec<Wanted>;
+
     /// Asks `resolver` for each neighbour of module `caller`.
     ///
     /// # Errors
@@ -105,6 +109,10 @@ pub trait Neighbours: Sized + Send + 'static {
 
 impl Neighbours for () {
     fn calls() -> Vec<Call> {
+        Vec::new()
+    }
+
+    fn wanted(_: &'static str) -> Vec<Wanted> {
         Vec::new()
     }
 
@@ -205,6 +213,10 @@ macro_rules! neighbours {
         impl $crate::module::Neighbours for $name {
             fn calls() -> ::std::vec::Vec<$crate::module::Call> {
                 ::std::vec![$( $crate::module::Call::of::<$trait>(&[$($doc),*]) ),*]
+            }
+
+            fn wanted(caller: &'static str) -> ::std::vec::Vec<$crate::module::Wanted> {
+                ::std::vec![$( $crate::module::Wanted::of::<$trait>(caller) ),*]
             }
 
             fn resolve(

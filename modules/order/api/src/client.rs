@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use kernel::{
     auth::{JwtKeys, Principal, Role},
     client::{Auth, Method, Remote, RemoteConfig, RemoteError},
-    error::Problem,
+    error::{Problem, Unavailable},
     http::cursor,
 };
 
@@ -81,7 +81,11 @@ fn from_problem(problem: Problem) -> OrderError {
 
 fn from_remote(error: RemoteError) -> OrderError {
     match error {
-        RemoteError::Unavailable { .. } => OrderError::Unavailable(error.to_string()),
+        RemoteError::Unavailable {
+            service,
+            retry_after,
+            ..
+        } => OrderError::Unavailable(Unavailable::new(service, retry_after)),
         RemoteError::Problem { problem, .. } => from_problem(*problem),
         RemoteError::Unexpected(e) => OrderError::Unexpected(e),
     }
@@ -222,7 +226,10 @@ mod tests {
             assert_eq!(format!("{:?}", round_trip(error)), expected);
         }
         assert!(matches!(
-            round_trip(OrderError::Unavailable("x".into())),
+            round_trip(OrderError::Unavailable(Unavailable::new(
+                "order",
+                std::time::Duration::from_secs(2)
+            ))),
             OrderError::Unavailable(_)
         ));
     }

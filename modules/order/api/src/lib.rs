@@ -12,7 +12,11 @@ use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kernel_api::{auth::Principal, error::FieldError, money::Money};
+use kernel_api::{
+    auth::Principal,
+    error::{FieldError, Unavailable},
+    money::Money,
+};
 use product_api::ProductId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -297,8 +301,9 @@ pub enum OrderError {
     },
     #[error("invalid order")]
     Invalid(Vec<FieldError>),
-    #[error("a service this order needs is unavailable: {0}")]
-    Unavailable(String),
+    /// A module the order needs cannot be reached (split deployment).
+    #[error(transparent)]
+    Unavailable(Unavailable),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -4,7 +4,7 @@
 //! the one place the codes and member names are spelled: the server encodes through it and
 //! the HTTP client decodes through it, so neither reads `title` or `detail`.
 
-use kernel_api::error::{ApiError, ErrorKind, FieldError, Problem, ProblemCode};
+use kernel_api::error::{ApiError, ErrorKind, FieldError, Problem, ProblemCode, Unavailable};
 use product_api::ProductId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -109,9 +109,9 @@ impl OrderProblem {
                     .find(|verb| *verb == action)?,
             },
             Self::ValidationFailed => OrderError::Invalid(problem.errors.clone()),
-            Self::Unavailable => OrderError::Unavailable(format!(
-                "order answered {}: {}",
-                problem.status, problem.detail
+            Self::Unavailable => OrderError::Unavailable(Unavailable::new(
+                "order",
+                std::time::Duration::from_secs(1),
             )),
             Self::Internal => return None,
         })
@@ -141,6 +141,7 @@ impl From<OrderError> for ApiError {
     fn from(err: OrderError) -> Self {
         match err {
             OrderError::Invalid(errors) => ApiError::validation(errors),
+            OrderError::Unavailable(unavailable) => ApiError::from(unavailable),
             OrderError::UnknownProduct { index, product_id } => {
                 let coded = OrderError::UnknownProduct { index, product_id };
                 ApiError::validation(vec![FieldError::new(
@@ -155,7 +156,6 @@ impl From<OrderError> for ApiError {
                 let kind = match &other {
                     OrderError::NotFound(_) => ErrorKind::NotFound,
                     OrderError::Forbidden(_) => ErrorKind::Forbidden,
-                    OrderError::Unavailable(_) => ErrorKind::ServiceUnavailable,
                     _ => ErrorKind::Conflict,
                 };
                 ApiError::from_coded(kind, &other)

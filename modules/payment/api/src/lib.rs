@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kernel_api::{
     auth::Principal,
-    error::{ApiError, ErrorKind, FieldError, ProblemCode, members},
+    error::{ApiError, ErrorKind, FieldError, ProblemCode, Unavailable, members},
     money::Money,
     page::{cursor, page_params},
 };
@@ -220,7 +220,7 @@ pub trait PaymentService: Send + Sync + 'static {
     /// # Errors
     /// [`PaymentError::NotFound`]; [`PaymentError::NotRefundable`] when the payment did not
     /// succeed, `amount` exceeds what is left once refunds under way are counted, or the
-    /// gateway refused; [`PaymentError::Unavailable`] when the gateway did not answer (the
+    /// gateway refused; [`PaymentError::GatewayUnavailable`] when the gateway did not answer (the
     /// refund stays reserved until reconciliation settles it).
     async fn refund(&self, id: PaymentId, amount: i64) -> Result<Payment, PaymentError>;
 }
@@ -238,8 +238,12 @@ pub enum PaymentError {
     NotRefundable(PaymentId, String),
     #[error("invalid payment")]
     Invalid(Vec<FieldError>),
-    #[error("a service this payment needs is unavailable: {0}")]
-    Unavailable(String),
+    /// A module the payment needs cannot be reached (split deployment).
+    #[error(transparent)]
+    Unavailable(Unavailable),
+    /// The payment gateway did not answer a refund; reconciliation settles it.
+    #[error("the payment gateway did not answer; the refund is settled once it does")]
+    GatewayUnavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -253,7 +257,7 @@ impl ProblemCode for PaymentError {
             Self::NotPayable(..) => "not_payable",
             Self::NotRefundable(..) => "not_refundable",
             Self::Invalid(_) => "validation_failed",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::GatewayUnavailable => "unavailable",
             Self::Unexpected(_) => "internal",
         }
     }
@@ -266,9 +270,10 @@ impl ProblemCode for PaymentError {
             Self::OrderNotFound(id) | Self::NotPayable(id, _) => {
                 serde_json::json!({ "order_id": id })
             }
-            Self::Invalid(_) | Self::Unavailable(_) | Self::Unexpected(_) => {
-                serde_json::Value::Null
-            }
+            Self::Invalid(_)
+            | Self::Unavailable(_)
+            | Self::GatewayUnavailable
+            | Self::Unexpected(_) => serde_json::Value::Null,
         })
     }
 }
@@ -277,13 +282,14 @@ impl From<PaymentError> for ApiError {
     fn from(err: PaymentError) -> Self {
         match err {
             PaymentError::Invalid(errors) => ApiError::validation(errors),
+            PaymentError::Unavailable(unavailable) => ApiError::from(unavailable),
             PaymentError::Unexpected(source) => ApiError::internal(source),
             other => {
                 let kind = match &other {
                     PaymentError::NotFound(_) | PaymentError::OrderNotFound(_) => {
                         ErrorKind::NotFound
                     }
-                    PaymentError::Unavailable(_) => ErrorKind::ServiceUnavailable,
+                    PaymentError::GatewayUnavailable => ErrorKind::ServiceUnavailable,
                     _ => ErrorKind::Conflict,
                 };
                 ApiError::from_coded(kind, &other)

@@ -25,7 +25,7 @@ use kernel::{
     error::Problem,
     http::{idempotency::IDEMPOTENCY_KEY_REUSED, if_match_value},
 };
-use kernel_api::version::ExpectedVersion;
+use kernel_api::{error::Unavailable, version::ExpectedVersion};
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -104,7 +104,11 @@ fn from_problem(problem: Problem) -> ProductError {
 
 fn from_remote(error: RemoteError) -> ProductError {
     match error {
-        RemoteError::Unavailable { .. } => ProductError::Unavailable(error.to_string()),
+        RemoteError::Unavailable {
+            service,
+            retry_after,
+            ..
+        } => ProductError::Unavailable(Unavailable::new(service, retry_after)),
         RemoteError::Problem { problem, .. } => from_problem(*problem),
         RemoteError::Unexpected(e) => ProductError::Unexpected(e),
     }
@@ -361,9 +365,10 @@ mod tests {
 
     #[test]
     fn unavailability_maps_to_unavailable_and_to_503() {
-        let e = ProductError::Unavailable("down".into());
-        assert_eq!(ApiError::from(e).problem().status, 503);
-        let mapped = from_problem(ApiError::from(ProductError::Unavailable("x".into())).problem());
+        let down = || Unavailable::new("product", std::time::Duration::from_secs(3));
+        let api = ApiError::from(ProductError::Unavailable(down()));
+        assert_eq!((api.problem().status, api.retry_after()), (503, Some(3)));
+        let mapped = from_problem(ApiError::from(ProductError::Unavailable(down())).problem());
         assert!(matches!(mapped, ProductError::Unavailable(_)));
     }
 

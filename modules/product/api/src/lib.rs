@@ -14,7 +14,10 @@ mod reservation;
 mod values;
 
 use async_trait::async_trait;
-use kernel_api::{error::FieldError, version::ExpectedVersion};
+use kernel_api::{
+    error::{FieldError, Unavailable},
+    version::ExpectedVersion,
+};
 
 pub use listing::{After, ProductListParams, ProductQuery, Sort, SortKey};
 pub use problem::ProductProblem;
@@ -133,10 +136,10 @@ pub enum ProductError {
     },
     #[error("invalid product input")]
     Invalid(Vec<FieldError>),
-    /// The product service cannot be reached (split deployment: the neighbour is down, or
-    /// the client's circuit breaker is open).
-    #[error("the product service is unavailable: {0}")]
-    Unavailable(String),
+    /// The product module cannot be reached (split deployment: its service is down, or the
+    /// client's circuit breaker is open).
+    #[error(transparent)]
+    Unavailable(Unavailable),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

@@ -5,7 +5,7 @@
 //! encodes through it and the HTTP client decodes through it, so neither reads `title` or
 //! `detail`.
 
-use kernel_api::error::{ApiError, ErrorKind, Problem, ProblemCode};
+use kernel_api::error::{ApiError, ErrorKind, Problem, ProblemCode, Unavailable};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -138,9 +138,9 @@ impl ProductProblem {
                 },
             },
             Self::ValidationFailed => ProductError::Invalid(problem.errors.clone()),
-            Self::Unavailable => ProductError::Unavailable(format!(
-                "product answered {}: {}",
-                problem.status, problem.detail
+            Self::Unavailable => ProductError::Unavailable(Unavailable::new(
+                "product",
+                std::time::Duration::from_secs(1),
             )),
             Self::Internal => return None,
         })
@@ -187,6 +187,7 @@ impl From<ProductError> for ApiError {
         };
         match err {
             ProductError::Invalid(errors) => ApiError::validation(errors),
+            ProductError::Unavailable(unavailable) => ApiError::from(unavailable),
             ProductError::Unexpected(source) => ApiError::internal(source),
             other => ApiError::from_coded(kind, &other),
         }

@@ -32,7 +32,9 @@ impl FieldError {
 /// - `bad_request` (400), `unauthorized` (401), `not_found` (404),
 ///   `method_not_allowed` (405), `conflict` (409), `precondition_failed` (412),
 ///   `payload_too_large` (413), `unsupported_media_type` (415), `rate_limited` (429),
-///   `internal` (500), `unavailable` (503): no members.
+///   `internal` (500): no members.
+/// - `unavailable` (503): `module` when a module this needs is down (a split deployment's
+///   neighbour); `Retry-After` says when to retry, when known.
 /// - `validation_failed` (422): `errors`.
 /// - `forbidden` (403): `reason` when a module's rule (not the role check) refused.
 /// - `idempotency_key_in_flight` (409): a request with the same `Idempotency-Key` is still
@@ -82,8 +84,8 @@ pub struct Problem {
     /// The figures of the error its `code` names (`product_id`, `requested`, `available`,
     /// `order_id`, `reservation_id`, `order_status`, `reservation_status`, `action`, `sku`,
     /// `reserved`, `index`, `reason`, `payment_id`, `patient_id`, `diagnosis_id`,
-    /// `treatment_id`, `contract_id`, `execution_id`, `size`, `limit`), never named like a
-    /// standard member.
+    /// `treatment_id`, `contract_id`, `execution_id`, `size`, `limit`, `module`), never
+    /// named like a standard member.
     #[serde(flatten)]
     pub members: Map<String, Value>,
 }

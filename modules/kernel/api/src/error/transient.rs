@@ -50,3 +50,38 @@ impl Error for Shortage {
         Some(self.source.as_ref())
     }
 }
+
+/// A module this request needs cannot be reached now: in a split deployment its service is
+/// down, or the caller's circuit breaker for it is open. The answer is a 503 with
+/// `Retry-After` and the module's name (the problem's `module` member); where the module
+/// lives and why the connection failed are for the log, never for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The module (`product`).
+    pub module: String,
+    /// Whole seconds before a retry may succeed, at least 1.
+    pub retry_after: u64,
+}
+
+impl Unavailable {
+    /// `module` is unavailable for about `wait` (rounded up to whole seconds, at least 1).
+    pub fn new(module: impl Into<String>, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            module: module.into(),
+            retry_after: seconds.max(1),
+        }
+    }
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the {} module is unavailable; retry in {} s",
+            self.module, self.retry_after
+        )
+    }
+}
+
+impl Error for Unavailable {}
