@@ -57,7 +57,7 @@ pub static MIGRATIONS: Migrations = Migrations {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PatientSettings {
-    /// AES-256-GCM keys by key id (letters, digits, `-`, `_`, `.`), each base64 of 32
+    /// AES-256-GCM keys by key id (ASCII letters, digits, `-`, `_`, `.`), each base64 of 32
     /// bytes. Keep retired keys here as long as values sealed under them exist.
     pub encryption_keys: BTreeMap<String, String>,
     /// The key id new values are encrypted under.
