@@ -191,6 +191,9 @@ impl Application {
         // Serialized once and shared by every worker (each would otherwise keep its own copy
         // of the document and serialize it on every request).
         let spec = web::Bytes::from(openapi_json()?);
+        let route_methods = web::Data::new(middleware::RouteMethods::from_openapi(
+            &serde_json::from_slice(&spec)?,
+        ));
         let keys = JwtKeys::new(&settings.auth).authenticator();
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
         let state = web::Data::new(health::AppState {
@@ -211,6 +214,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(bus_data.clone())
                 .app_data(idempotency.clone())
+                .app_data(route_methods.clone())
                 .app_data(
                     web::PathConfig::default().error_handler(kernel::http::path_error_handler),
                 )
@@ -242,8 +246,10 @@ impl Application {
                     .finish()
             }))
             .default_service(web::to(middleware::not_found))
-            // Outermost last: every response, a 429 or a timeout included, gets the request
-            // id, the metrics, the security headers and CORS.
+            // Outermost last: every response, a 429, a timeout or a middleware's refusal
+            // included, is a problem if it is an error, and gets the request id, the metrics,
+            // CORS and (outermost, so the server's own rendering of an error gets them too)
+            // the security headers.
             .wrap(from_fn(move |req, next| {
                 limits::timeout(request_timeout, req, next)
             }))
@@ -252,8 +258,8 @@ impl Application {
                 !http.cors_origins.is_empty(),
                 limits::cors(&http.cors_origins),
             ))
-            .wrap(limits::security_headers(http.hsts))
             .wrap(from_fn(middleware::request_context))
+            .wrap(limits::security_headers(http.hsts))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .shutdown_signal(stop_requested)

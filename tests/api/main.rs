@@ -34,3 +34,4 @@ mod replicas;
 mod shortage;
 mod split;
 mod sweep;
+mod validation_report;
