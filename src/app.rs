@@ -2,11 +2,14 @@
 //! modules and binds; [`Application::run_until_stopped`] serves, relays events and runs the
 //! background jobs until SIGINT/SIGTERM.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
+use actix_http::{HttpService, Protocol};
+use actix_server::ServerBuilder;
+use actix_service::{ServiceFactoryExt, fn_service, map_config};
 use actix_web::{
-    App, HttpResponse, HttpServer,
-    dev::Server,
+    App, HttpResponse,
+    dev::{AppConfig, Server},
     middleware::{Condition, from_fn},
     web,
 };
@@ -21,9 +24,11 @@ use kernel::{
         idempotency::{self, IdempotencyStore},
         limits::{self, RateLimit},
         middleware,
+        wire::Lenient,
     },
     module::{Job, Live},
 };
+use tokio::net::TcpStream;
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -50,6 +55,46 @@ fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()> + Se
             _ = terminate.recv() => "SIGTERM",
         };
         tracing::info!("{name} received; starting graceful shutdown (draining in-flight requests)");
+    })
+}
+
+/// actix-web's `HttpServer::listen`, with each connection read through
+/// [`Lenient`](kernel::http::wire::Lenient): a request line holding raw UTF-8 (as curl sends
+/// a typed `café`) reaches the application percent-encoded, as a browser sends it, instead
+/// of being refused by the parser with an empty 400.
+fn serve_leniently<T>(
+    server: ServerBuilder,
+    listener: TcpListener,
+    app: impl Fn() -> App<T> + Send + Clone + 'static,
+) -> std::io::Result<ServerBuilder>
+where
+    T: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
+    let addr = listener.local_addr()?;
+    let graceful = server.graceful_shutdown_signal();
+    server.listen("tessera", listener, move || {
+        let graceful = graceful.clone();
+        let config = actix_http::ServiceConfig::default();
+        let http = HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let graceful = graceful.clone();
+                async move { graceful.notified().await }
+            })
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .local_addr(addr)
+            .finish(map_config(app(), move |()| AppConfig::default()));
+        fn_service(move |io: TcpStream| {
+            let peer = io.peer_addr().ok();
+            std::future::ready(Ok((Lenient::new(io, &config), Protocol::Http1, peer)))
+        })
+        .and_then(http)
     })
 }
 
@@ -205,7 +250,7 @@ impl Application {
         let modules: Arc<[Arc<dyn Live>]> = modules.into();
 
         let stop_requested = stop_requested()?;
-        let mut server = HttpServer::new(move || {
+        let app = move || {
             let modules = modules.clone();
             let (app, _) = App::new()
                 .into_utoipa_app()
@@ -260,14 +305,14 @@ impl Application {
             ))
             .wrap(from_fn(middleware::request_context))
             .wrap(limits::security_headers(http.hsts))
-        })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .shutdown_signal(stop_requested)
-        .listen(listener)?;
+        };
+        let mut server = Server::build()
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .shutdown_signal(stop_requested);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        Ok(server.run())
+        Ok(serve_leniently(server, listener, app)?.run())
     }
 
     pub fn port(&self) -> u16 {

@@ -10,6 +10,7 @@ mod query;
 mod report;
 mod schema;
 mod strict;
+pub mod wire;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
 pub use kernel_api::{
