@@ -20,8 +20,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{
-    report::{Document, Report, check},
-    schema::{Schemas, Step},
+    report::{Report, check},
+    schema::Schemas,
     strict::{Strict, unstorable},
 };
 use crate::error::{ApiError, ErrorKind, FieldError};
@@ -213,50 +213,6 @@ fn too_deep(body: &[u8]) -> bool {
         }
     }
     false
-}
-
-impl Document for Value {
-    fn remove(&mut self, path: &[Step]) {
-        let Some((last, parent)) = path.split_last() else {
-            return;
-        };
-        match (at_mut(self, parent), last) {
-            (Some(Value::Object(map)), Step::Key(key)) => {
-                map.remove(key);
-            }
-            (Some(Value::Array(items)), Step::Index(i)) if *i < items.len() => {
-                items[*i] = Value::Null;
-            }
-            _ => {}
-        }
-    }
-
-    fn set(&mut self, path: &[Step], value: Value) {
-        let Some((last, parent)) = path.split_last() else {
-            *self = value;
-            return;
-        };
-        match (at_mut(self, parent), last) {
-            (Some(Value::Object(map)), Step::Key(key)) => {
-                map.insert(key.clone(), value);
-            }
-            (Some(Value::Array(items)), Step::Index(i)) if *i < items.len() => {
-                items[*i] = value;
-            }
-            _ => {}
-        }
-    }
-}
-
-fn at_mut<'a>(mut value: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
-    for step in path {
-        value = match (value, step) {
-            (Value::Object(map), Step::Key(key)) => map.get_mut(key)?,
-            (Value::Array(items), Step::Index(i)) => items.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    Some(value)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod report;
 mod schema;
 mod strict;
 pub mod wire;
+mod words;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
 pub use kernel_api::{

@@ -17,7 +17,10 @@ use std::fmt::Display;
 
 use serde_json::Value;
 
-use super::schema::{Schemas, Step, field_name, one_of};
+use super::{
+    schema::{Schemas, Step, field_name},
+    words::one_of,
+};
 use crate::error::FieldError;
 
 /// Where a checked request's fields are: a JSON body or a query string.
@@ -26,6 +29,51 @@ pub(crate) trait Document {
     fn remove(&mut self, path: &[Step]);
     /// Sets the field at `path` (its parent exists).
     fn set(&mut self, path: &[Step], value: Value);
+}
+
+/// A JSON body: a removed array element becomes `null` (its followers keep their index).
+impl Document for Value {
+    fn remove(&mut self, path: &[Step]) {
+        let Some((last, parent)) = path.split_last() else {
+            return;
+        };
+        match (at_mut(self, parent), last) {
+            (Some(Value::Object(map)), Step::Key(key)) => {
+                map.remove(key);
+            }
+            (Some(Value::Array(items)), Step::Index(i)) if *i < items.len() => {
+                items[*i] = Value::Null;
+            }
+            _ => {}
+        }
+    }
+
+    fn set(&mut self, path: &[Step], value: Value) {
+        let Some((last, parent)) = path.split_last() else {
+            *self = value;
+            return;
+        };
+        match (at_mut(self, parent), last) {
+            (Some(Value::Object(map)), Step::Key(key)) => {
+                map.insert(key.clone(), value);
+            }
+            (Some(Value::Array(items)), Step::Index(i)) if *i < items.len() => {
+                items[*i] = value;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn at_mut<'a>(mut value: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    for step in path {
+        value = match (value, step) {
+            (Value::Object(map), Step::Key(key)) => map.get_mut(key)?,
+            (Value::Array(items), Step::Index(i)) => items.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    Some(value)
 }
 
 /// The outcome of [`check`]: the parsed value, if the document (once put right) parses, and
