@@ -52,6 +52,17 @@ async fn report(response: Response) -> Vec<(String, String)> {
         .collect()
 }
 
+/// POSTs `body` to `path`, expecting a 422: its errors, as [`report`] reads them.
+async fn rejected(app: &TestApp, role: Role, path: &str, body: &Value) -> Vec<(String, String)> {
+    report(
+        send(app, role, Method::POST, path, body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 fn named(errors: &[(String, String)]) -> Vec<&str> {
     let mut names: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
     names.sort_unstable();
@@ -66,11 +77,7 @@ fn message<'a>(errors: &'a [(String, String)], field: &str) -> &'a str {
 async fn a_product_names_every_field_of_the_wrong_type_and_every_broken_rule() {
     let app = app().await;
     let body = json!({"sku": "", "price": {"amount": -5, "currency": "euro"}, "stock": -1});
-    let response = send(&app, Role::Admin, Method::POST, "/api/v1/products", &body)
-        .send()
-        .await
-        .unwrap();
-    let errors = report(response).await;
+    let errors = rejected(&app, Role::Admin, "/api/v1/products", &body).await;
     assert_eq!(
         named(&errors),
         ["name", "price.amount", "price.currency", "sku", "stock"]
@@ -86,17 +93,7 @@ async fn a_card_names_every_wrongly_typed_field_without_repeating_it() {
         "order_id": "01900000-0000-7000-8000-000000000000",
         "card": {"number": 4242424242424242_u64, "exp_month": "12", "exp_year": 2030, "cvc": 737}
     });
-    let response = send(
-        &app,
-        Role::Customer,
-        Method::POST,
-        "/api/v1/payments",
-        &body,
-    )
-    .send()
-    .await
-    .unwrap();
-    let errors = report(response).await;
+    let errors = rejected(&app, Role::Customer, "/api/v1/payments", &body).await;
     assert_eq!(
         named(&errors),
         ["card.cvc", "card.exp_month", "card.number"]
@@ -113,20 +110,16 @@ async fn a_card_names_every_wrongly_typed_field_without_repeating_it() {
 }
 
 async fn a_patient(app: &TestApp) -> String {
-    let created: Value = send(
+    let body = json!({"identifier": "MRN-REPORT-1", "gender": "male", "birth_date": "1961-07-14",
+                      "name": {"family": "Quixotic", "given": ["Zebulon"]}});
+    let request = send(
         app,
         Role::Clinician,
         Method::POST,
         "/api/v1/patients",
-        &json!({"identifier": "MRN-REPORT-1", "name": {"family": "Quixotic", "given": ["Zebulon"]},
-                "gender": "male", "birth_date": "1961-07-14"}),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+        &body,
+    );
+    let created: Value = request.send().await.unwrap().json().await.unwrap();
     created["id"].as_str().unwrap().to_owned()
 }
 
@@ -137,11 +130,7 @@ async fn a_diagnosis_names_its_bad_code_its_future_onset_and_its_unknown_status(
     let body = json!({"code": "diabetes", "description": "Type 2", "onset": "2999-01-01",
                       "status": "weird"});
     let path = format!("/api/v1/patients/{id}/diagnoses");
-    let response = send(&app, Role::Clinician, Method::POST, &path, &body)
-        .send()
-        .await
-        .unwrap();
-    let errors = report(response).await;
+    let errors = rejected(&app, Role::Clinician, &path, &body).await;
     assert_eq!(named(&errors), ["code", "onset", "status"]);
     assert_eq!(
         message(&errors, "status"),
@@ -155,17 +144,7 @@ async fn an_unknown_value_is_answered_with_the_allowed_ones() {
     let app = app().await;
     let body = json!({"identifier": "MRN-2", "name": {"family": "Q", "given": ["Z"]},
                       "gender": "robot", "birth_date": "1970-01-01"});
-    let response = send(
-        &app,
-        Role::Clinician,
-        Method::POST,
-        "/api/v1/patients",
-        &body,
-    )
-    .send()
-    .await
-    .unwrap();
-    let errors = report(response).await;
+    let errors = rejected(&app, Role::Clinician, "/api/v1/patients", &body).await;
     assert_eq!(
         errors,
         [(
@@ -185,11 +164,7 @@ async fn an_order_line_names_its_index_and_the_range_of_a_quantity_too_large() {
         ]}"#,
     )
     .unwrap();
-    let response = send(&app, Role::Customer, Method::POST, "/api/v1/orders", &body)
-        .send()
-        .await
-        .unwrap();
-    let errors = report(response).await;
+    let errors = rejected(&app, Role::Customer, "/api/v1/orders", &body).await;
     assert_eq!(named(&errors), ["items[1].product_id", "items[1].quantity"]);
     assert_eq!(
         message(&errors, "items[1].quantity"),
@@ -202,11 +177,7 @@ async fn an_order_line_names_its_index_and_the_range_of_a_quantity_too_large() {
 async fn a_contract_names_its_wrong_types_and_its_broken_rules() {
     let app = app().await;
     let body = json!({"name": "", "parties": "alice", "code": 5, "colour": "red"});
-    let response = send(&app, Role::Admin, Method::POST, "/api/v1/contracts", &body)
-        .send()
-        .await
-        .unwrap();
-    let errors = report(response).await;
+    let errors = rejected(&app, Role::Admin, "/api/v1/contracts", &body).await;
     assert_eq!(named(&errors), ["code", "colour", "name", "parties"]);
     assert_eq!(message(&errors, "parties"), "must be an array");
     assert_eq!(message(&errors, "name"), "must not be empty");

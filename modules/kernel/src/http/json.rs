@@ -20,7 +20,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{
-    report::{Report, check},
+    report::{Checked, Report, check},
     schema::Schemas,
     strict::{Strict, unstorable},
 };
@@ -30,33 +30,13 @@ use crate::error::{ApiError, ErrorKind, FieldError};
 #[derive(Debug, Clone, Copy)]
 pub struct JsonLimit(pub usize);
 
-/// A JSON request body read as `T`. Extraction fails for a body that is not JSON (400), too
-/// large (413) or of another media type (415); a body of the wrong shape is reported when
-/// the handler asks for the value, together with what the module's rules say.
+/// A JSON request body read as `T` (see [`Checked`]). Extraction fails for a body that is
+/// not JSON (400), too large (413) or of another media type (415).
+pub type Json<T> = Checked<T, Body>;
+
+/// The request body, as the part a [`Checked`] value is read from.
 #[derive(Debug)]
-pub struct Json<T>(Report<T>);
-
-impl<T> Json<T> {
-    /// The body, or a 422 naming every field of the wrong shape.
-    ///
-    /// # Errors
-    /// The 422.
-    pub fn into_inner(self) -> Result<T, ApiError> {
-        self.parse(Ok)
-    }
-
-    /// The body converted by `rules` (the module's parse into its valid form), or one 422
-    /// naming every offending field: those of the wrong shape and those `rules` refuses.
-    ///
-    /// # Errors
-    /// The 422.
-    pub fn parse<V>(
-        self,
-        rules: impl FnOnce(T) -> Result<V, Vec<FieldError>>,
-    ) -> Result<V, ApiError> {
-        self.0.finish(rules).map_err(ApiError::validation)
-    }
-}
+pub enum Body {}
 
 impl<T> FromRequest for Json<T>
 where
@@ -142,7 +122,7 @@ where
     T: DeserializeOwned + ToSchema,
 {
     if too_deep(body) {
-        return Ok(Json(Report::with_errors(vec![FieldError::new(
+        return Ok(Json::new(Report::with_errors(vec![FieldError::new(
             "$",
             format!(
                 "nests arrays and objects more than {MAX_DEPTH} levels deep, the most accepted"
@@ -156,7 +136,7 @@ where
         )
     })?;
     let rounds = (16 * 1024 * 1024) / body.len().max(1);
-    Ok(Json(checked(value, rounds)))
+    Ok(Json::new(checked(value, rounds)))
 }
 
 /// Deserializes `value` into `T`; on failure lists every offending field.

@@ -20,8 +20,9 @@ pub use kernel_api::{
 };
 use serde::Serialize;
 
-pub use json::{Json, JsonLimit, MAX_DEPTH, from_value, parse_body};
-pub use query::{Query, parse_query};
+pub use json::{Body, Json, JsonLimit, MAX_DEPTH, from_value, parse_body};
+pub use query::{Query, QueryString, parse_query};
+pub use report::Checked;
 
 use crate::error::{ApiError, ErrorKind, FieldError};
 

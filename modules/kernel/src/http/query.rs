@@ -10,43 +10,25 @@ use serde_json::Value;
 use utoipa::IntoParams;
 
 use super::{
-    report::{Document, Report, check},
+    report::{Checked, Document, Report, check},
     schema::{Schemas, Step},
     strict,
 };
 use crate::error::{ApiError, FieldError};
 
-/// The query string read as `T`, checked parameter by parameter.
+/// The query string read as `T`, checked parameter by parameter (see [`Checked`]).
+pub type Query<T> = Checked<T, QueryString>;
+
+/// The query string, as the part a [`Checked`] value is read from.
 #[derive(Debug)]
-pub struct Query<T>(Report<T>);
-
-impl<T> Query<T> {
-    /// The parameters, or a 422 naming every offending one.
-    ///
-    /// # Errors
-    /// The 422.
-    pub fn into_inner(self) -> Result<T, ApiError> {
-        self.parse(Ok)
-    }
-
-    /// The parameters converted by `rules`, or one 422 naming every offending parameter.
-    ///
-    /// # Errors
-    /// The 422.
-    pub fn parse<V>(
-        self,
-        rules: impl FnOnce(T) -> Result<V, Vec<FieldError>>,
-    ) -> Result<V, ApiError> {
-        self.0.finish(rules).map_err(ApiError::validation)
-    }
-}
+pub enum QueryString {}
 
 impl<T: DeserializeOwned + IntoParams + 'static> FromRequest for Query<T> {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(Self(read(req.query_string()))))
+        std::future::ready(Ok(Self::new(read(req.query_string()))))
     }
 }
 
@@ -55,7 +37,7 @@ impl<T: DeserializeOwned + IntoParams + 'static> FromRequest for Query<T> {
 /// # Errors
 /// 422 naming every offending parameter.
 pub fn parse_query<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, ApiError> {
-    Query(read(query)).into_inner()
+    Query::new(read(query)).into_inner()
 }
 
 fn read<T: DeserializeOwned + IntoParams>(query: &str) -> Report<T> {
@@ -165,7 +147,7 @@ mod tests {
         assert_eq!(fields, ["limit", "status", "colour"]);
         assert_eq!(found[1].message, "must be one of: open, closed");
         // The parameters that were right reach the module's rules.
-        let ruled = Query(read::<Q>("limit=abc&q=x"))
+        let ruled = Query::new(read::<Q>("limit=abc&q=x"))
             .parse(|q| match q.q.as_deref() {
                 Some("x") => Err(vec![FieldError::new("q", "must not be x")]),
                 _ => Ok(()),

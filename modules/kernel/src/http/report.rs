@@ -13,7 +13,7 @@
 //! parser says what it refused in words written for people ("\"euro\" is not an ISO 4217
 //! currency code").
 
-use std::fmt::Display;
+use std::{fmt::Display, marker::PhantomData};
 
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ use super::{
     schema::{Schemas, Step, field_name},
     words::one_of,
 };
-use crate::error::FieldError;
+use crate::error::{ApiError, FieldError};
 
 /// Where a checked request's fields are: a JSON body or a query string.
 pub(crate) trait Document {
@@ -74,6 +74,39 @@ fn at_mut<'a>(mut value: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> 
         };
     }
     Some(value)
+}
+
+/// A request part read as `T` and checked field by field: [`super::Json`] (the body) or
+/// [`super::Query`] (the query string). Extraction fails only for a part that cannot be read
+/// at all; what is wrong with its fields is reported when the handler asks for the value,
+/// together with what the module's rules say, in one 422.
+#[derive(Debug)]
+pub struct Checked<T, Part>(pub(crate) Report<T>, PhantomData<Part>);
+
+impl<T, Part> Checked<T, Part> {
+    pub(crate) fn new(report: Report<T>) -> Self {
+        Self(report, PhantomData)
+    }
+
+    /// The value, or a 422 naming every offending field.
+    ///
+    /// # Errors
+    /// The 422.
+    pub fn into_inner(self) -> Result<T, ApiError> {
+        self.parse(Ok)
+    }
+
+    /// The value converted by `rules` (the module's parse into its valid form), or one 422
+    /// naming every offending field: those of the wrong shape and those `rules` refuses.
+    ///
+    /// # Errors
+    /// The 422.
+    pub fn parse<V>(
+        self,
+        rules: impl FnOnce(T) -> Result<V, Vec<FieldError>>,
+    ) -> Result<V, ApiError> {
+        self.0.finish(rules).map_err(ApiError::validation)
+    }
 }
 
 /// The outcome of [`check`]: the parsed value, if the document (once put right) parses, and
