@@ -125,7 +125,8 @@ where
         return Ok(Json::new(Report::with_errors(vec![FieldError::new(
             "$",
             format!(
-                "nests arrays and objects more than {MAX_DEPTH} levels deep, the most accepted"
+                "nests arrays and objects more than {MAX_DEPTH} levels deep; {MAX_DEPTH} is \
+                 the most accepted"
             ),
         )])));
     }
