@@ -2,11 +2,14 @@
 //! modules and binds; [`Application::run_until_stopped`] serves, relays events and runs the
 //! background jobs until SIGINT/SIGTERM.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
+use actix_http::{HttpService, Protocol};
+use actix_server::ServerBuilder;
+use actix_service::{ServiceFactoryExt, fn_service, map_config};
 use actix_web::{
-    App, HttpResponse, HttpServer,
-    dev::Server,
+    App, HttpResponse,
+    dev::{AppConfig, Server},
     middleware::{Condition, from_fn},
     web,
 };
@@ -20,9 +23,11 @@ use kernel::{
         idempotency::{self, IdempotencyStore},
         limits::{self, RateLimit},
         middleware,
+        wire::Lenient,
     },
     module::{Job, Live},
 };
+use tokio::net::TcpStream;
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -79,6 +84,47 @@ fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()> + Se
             _ = terminate.recv() => "SIGTERM",
         };
         tracing::info!("{name} received; starting graceful shutdown (draining in-flight requests)");
+    })
+}
+
+/// actix-web's `HttpServer::listen`, with each connection read through
+/// [`Lenient`](kernel::http::wire::Lenient): a request line holding raw UTF-8 (as curl sends
+/// a typed `café`) reaches the application percent-encoded, as a browser sends it, instead
+/// of being refused by the parser with an empty 400.
+fn serve_leniently<T, B>(
+    server: ServerBuilder,
+    listener: TcpListener,
+    app: impl Fn() -> App<T> + Send + Clone + 'static,
+) -> std::io::Result<ServerBuilder>
+where
+    B: actix_web::body::MessageBody + 'static,
+    T: actix_service::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+{
+    let addr = listener.local_addr()?;
+    let graceful = server.graceful_shutdown_signal();
+    server.listen("tessera", listener, move || {
+        let graceful = graceful.clone();
+        let config = actix_http::ServiceConfig::default();
+        let http = HttpService::build()
+            .graceful_shutdown_signal(move || {
+                let graceful = graceful.clone();
+                async move { graceful.notified().await }
+            })
+            .client_request_timeout(Duration::from_secs(5))
+            .client_disconnect_timeout(Duration::from_secs(1))
+            .local_addr(addr)
+            .finish(map_config(app(), move |()| AppConfig::default()));
+        fn_service(move |io: TcpStream| {
+            let peer = io.peer_addr().ok();
+            std::future::ready(Ok((Lenient::new(io, &config), Protocol::Http1, peer)))
+        })
+        .and_then(http)
     })
 }
 
@@ -228,6 +274,9 @@ impl Application {
         // Serialized once and shared by every worker (each would otherwise keep its own copy
         // of the document and serialize it on every request).
         let spec = web::Bytes::from(openapi_json()?);
+        let route_methods = web::Data::new(middleware::RouteMethods::from_openapi(
+            &serde_json::from_slice(&spec)?,
+        ));
         let keys = JwtKeys::new(&settings.auth).authenticator();
         let json_limit = web::Data::new(JsonLimit(settings.http.json_limit_bytes));
         let bus_data = web::Data::new(state.bus.clone());
@@ -239,7 +288,7 @@ impl Application {
         let inspector: Arc<dyn Inspector> = inspector.unwrap_or_else(|| Arc::new(NoInspector));
 
         let stop_requested = stop_requested()?;
-        let mut server = HttpServer::new(move || {
+        let app = move || {
             let modules = modules.clone();
             let (app, _) = App::new()
                 .into_utoipa_app()
@@ -248,6 +297,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(bus_data.clone())
                 .app_data(idempotency.clone())
+                .app_data(route_methods.clone())
                 .app_data(
                     web::PathConfig::default().error_handler(kernel::http::path_error_handler),
                 )
@@ -279,8 +329,10 @@ impl Application {
                     .finish()
             }))
             .default_service(web::to(middleware::not_found))
-            // Outermost last: every response, a 429 or a timeout included, gets the request
-            // id, the metrics, the security headers and CORS.
+            // Outermost last: every response, a 429, a timeout or a middleware's refusal
+            // included, is a problem if it is an error, and gets the request id, the metrics,
+            // CORS and (outermost, so the server's own rendering of an error gets them too)
+            // the security headers.
             .wrap(from_fn(move |req, next| {
                 limits::timeout(request_timeout, req, next)
             }))
@@ -289,8 +341,8 @@ impl Application {
                 !http.cors_origins.is_empty(),
                 limits::cors(&http.cors_origins),
             ))
-            .wrap(limits::security_headers(http.hsts))
             .wrap(from_fn(middleware::request_context))
+            .wrap(limits::security_headers(http.hsts))
             .wrap({
                 let inspector = inspector.clone();
                 Condition::new(
@@ -298,14 +350,14 @@ impl Application {
                     from_fn(move |req, next| inspect::inspect(inspector.clone(), req, next)),
                 )
             })
-        })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .shutdown_signal(stop_requested)
-        .listen(listener)?;
+        };
+        let mut server = Server::build()
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .shutdown_signal(stop_requested);
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
         }
-        Ok(server.run())
+        Ok(serve_leniently(server, listener, app)?.run())
     }
 
     pub fn port(&self) -> u16 {

@@ -152,6 +152,10 @@ async fn a_request_still_running_after_the_timeout_gets_a_503_problem() {
         .send()
         .await
         .unwrap();
+    // Rendered from the timeout's error, outside every middleware: still finished as every
+    // response is.
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     let body = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(
         body["detail"]

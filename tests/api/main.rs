@@ -44,3 +44,4 @@ mod small_truths;
 mod split;
 mod split_hygiene;
 mod sweep;
+mod validation_report;

@@ -1,7 +1,9 @@
 //! HTTP handlers of the contract module, mounted under `/api/v1`. Admins edit, deploy and
 //! terminate; admins, services and the customers who are parties read and execute. Each
-//! handler checks the role before reading the body, calls the [`ContractService`] and shapes
-//! the response; no rule lives here.
+//! handler checks the role before reading the body, checks a body against the draft rules
+//! of `domain` (so one 422 names the fields of the wrong type and those that break a rule;
+//! the service applies the same rules again), calls the [`ContractService`] and shapes the
+//! response.
 
 use actix_web::{HttpResponse, delete, get, http::header, patch, post, web};
 use contract_api::{
@@ -18,6 +20,11 @@ use kernel::{
     },
 };
 use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    ContractSettings,
+    domain::{Changes, Draft},
+};
 
 pub(crate) const TAG: &str = "contract";
 
@@ -77,11 +84,11 @@ fn created<T: serde::Serialize>(body: &T, location: &str) -> HttpResponse {
 async fn create_contract(
     caller: Authorized<AdminOnly>,
     contracts: Contracts,
+    settings: web::Data<ContractSettings>,
     body: Json<NewContract>,
 ) -> Result<HttpResponse, ApiError> {
-    let contract = contracts
-        .create(caller.principal(), body.into_inner())
-        .await?;
+    let input = body.parse(|input| Draft::parse(input.clone(), &settings).map(|_| input))?;
+    let contract = contracts.create(caller.principal(), input).await?;
     Ok(created(
         &contract,
         &format!("/api/v1/contracts/{}", contract.id),
@@ -109,7 +116,7 @@ async fn list_contracts(
     contracts: Contracts,
     params: Query<ContractListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = ContractQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let query = params.parse(ContractQuery::try_from)?;
     Ok(HttpResponse::Ok().json(contracts.list(caller.principal(), query).await?))
 }
 
@@ -161,10 +168,12 @@ async fn patch_contract(
     caller: Authorized<AdminOnly>,
     contracts: Contracts,
     id: web::Path<ContractId>,
+    settings: web::Data<ContractSettings>,
     body: Json<ContractPatch>,
 ) -> Result<HttpResponse, ApiError> {
+    let patch = body.parse(|patch| Changes::parse(patch.clone(), &settings).map(|_| patch))?;
     let contract = contracts
-        .update(caller.principal(), id.into_inner(), body.into_inner())
+        .update(caller.principal(), id.into_inner(), patch)
         .await?;
     Ok(HttpResponse::Ok().json(contract))
 }
@@ -291,7 +300,7 @@ async fn execute_contract(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let execution = contracts
-        .execute(caller.principal(), id, body.into_inner().input)
+        .execute(caller.principal(), id, body.into_inner()?.input)
         .await?;
     Ok(created(
         &execution,
@@ -321,7 +330,7 @@ async fn list_executions(
     id: web::Path<ContractId>,
     params: Query<ExecutionListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = ExecutionQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let query = params.parse(ExecutionQuery::try_from)?;
     Ok(HttpResponse::Ok().json(
         contracts
             .list_executions(caller.principal(), id.into_inner(), query)

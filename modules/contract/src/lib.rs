@@ -17,6 +17,7 @@ mod subscribers;
 
 use std::{sync::Arc, time::Duration};
 
+use actix_web::web;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use contract_api::ContractService;
@@ -103,6 +104,14 @@ impl Module for ContractModule {
 
     fn events() -> Vec<EventDoc> {
         api::events::catalog()
+    }
+
+    /// The service, and the settings the handlers check bodies against (so one 422 names
+    /// the fields of the wrong type and those that break a rule).
+    fn routes(&self, cfg: &mut ServiceConfig<'_>) {
+        cfg.app_data(web::Data::from(self.service()))
+            .app_data(web::Data::new(self.settings.clone()));
+        Self::mount(cfg);
     }
 
     fn consumers() -> Vec<ConsumerDoc> {

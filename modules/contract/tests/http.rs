@@ -7,9 +7,9 @@ mod support;
 use actix_web::{
     App,
     http::{StatusCode, header},
-    test as actix_test, web,
+    test as actix_test,
 };
-use contract::{ContractModule, ContractSettings};
+use contract::ContractSettings;
 use kernel::{
     auth::{JwtKeys, Role},
     module::Module,
@@ -32,8 +32,7 @@ macro_rules! app {
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(keys().authenticator())
-            .app_data(web::Data::from($f.contracts.clone()))
-            .service(scope::scope("/api/v1").configure(ContractModule::mount))
+            .service(scope::scope("/api/v1").configure(|cfg| $f.module.routes(cfg)))
             .split_for_parts();
         actix_test::init_service(app).await
     }};

@@ -72,7 +72,7 @@ async fn create_order(
     orders: Orders,
     body: Json<CreateOrder>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = NewOrder::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let order = body.parse(NewOrder::try_from)?;
     let order = orders.place(caller.principal(), order).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/orders/{}", order.id)))
@@ -99,24 +99,25 @@ async fn list_orders(
     orders: Orders,
     params: Query<OrderListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = params.into_inner();
-    let page = page_params::<OrderId>(params.limit, params.cursor.as_deref());
-    let mut errors = page.as_ref().err().cloned().unwrap_or_default();
-    if params.customer.as_ref().is_some_and(|c| c.len() > 200) {
-        errors.push(FieldError::new(
-            "customer",
-            "must be at most 200 characters",
-        ));
-    }
-    let Some((limit, before)) = page.ok().filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
-    let query = OrderQuery {
-        status: params.status,
-        customer: params.customer,
-        limit,
-        before,
-    };
+    let query = params.parse(|params| {
+        let page = page_params::<OrderId>(params.limit, params.cursor.as_deref());
+        let mut errors = page.as_ref().err().cloned().unwrap_or_default();
+        if params.customer.as_ref().is_some_and(|c| c.len() > 200) {
+            errors.push(FieldError::new(
+                "customer",
+                "must be at most 200 characters",
+            ));
+        }
+        let Some((limit, before)) = page.ok().filter(|_| errors.is_empty()) else {
+            return Err(errors);
+        };
+        Ok(OrderQuery {
+            status: params.status,
+            customer: params.customer,
+            limit,
+            before,
+        })
+    })?;
     Ok(HttpResponse::Ok().json(orders.list(caller.principal(), query).await?))
 }
 

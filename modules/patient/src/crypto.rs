@@ -65,7 +65,7 @@ impl KeyMaterial {
                     && id
                         .bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
-                "modules.patient.encryption_keys: key id {id:?} may only contain letters, \
+                "modules.patient.encryption_keys: key id {id:?} may only contain ASCII letters, \
                  digits, '-', '_' and '.'"
             );
             let key = decode_key(encoded)

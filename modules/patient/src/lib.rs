@@ -57,7 +57,7 @@ pub static MIGRATIONS: Migrations = Migrations {
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PatientSettings {
-    /// AES-256-GCM keys by key id (letters, digits, `-`, `_`, `.`), each base64 of 32
+    /// AES-256-GCM keys by key id (ASCII letters, digits, `-`, `_`, `.`), each base64 of 32
     /// bytes. Keep retired keys here as long as values sealed under them exist. The default
     /// is a built-in development key, which `TESSERA_ENV=production` refuses.
     #[schema(format = Password)]

@@ -83,12 +83,10 @@ async fn create_payment(
     payments: Payments,
     body: Json<CreatePayment>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let card =
-        Card::parse(&body.card, chrono::Utc::now().date_naive()).map_err(ApiError::validation)?;
-    let payment = payments
-        .pay(caller.principal(), body.order_id, card)
-        .await?;
+    let today = chrono::Utc::now().date_naive();
+    let (order_id, card) =
+        body.parse(|body| Card::parse(&body.card, today).map(|card| (body.order_id, card)))?;
+    let payment = payments.pay(caller.principal(), order_id, card).await?;
     Ok(created(&payment))
 }
 
@@ -113,7 +111,7 @@ async fn list_payments(
     payments: Payments,
     params: Query<PaymentListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = PaymentQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let query = params.parse(PaymentQuery::try_from)?;
     Ok(HttpResponse::Ok().json(payments.list(caller.principal(), query).await?))
 }
 
@@ -173,7 +171,7 @@ async fn create_refund(
     body: Json<CreateRefund>,
 ) -> Result<HttpResponse, ApiError> {
     let payment = payments
-        .refund(id.into_inner(), body.into_inner().amount)
+        .refund(id.into_inner(), body.into_inner()?.amount)
         .await?;
     Ok(HttpResponse::Ok().json(payment))
 }

@@ -73,7 +73,7 @@ async fn create_product(
     products: Products,
     body: Json<ProductInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let input = body.parse(NewProduct::try_from)?;
     let product = products.create(input).await?;
     Ok(with_location(
         json_with_etag(StatusCode::CREATED, &product, product.version),
@@ -100,7 +100,7 @@ async fn list_products(
     products: Products,
     params: Query<ProductListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = ProductQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let query = params.parse(ProductQuery::try_from)?;
     Ok(HttpResponse::Ok().json(products.list(query).await?))
 }
 
@@ -160,7 +160,7 @@ async fn replace_product(
     if_match: IfMatch,
     body: Json<ProductInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewProduct::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let input = body.parse(NewProduct::try_from)?;
     let product = products
         .update(
             id.into_inner(),
@@ -202,7 +202,7 @@ async fn patch_product(
     if_match: IfMatch,
     body: Json<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let changes = ProductChanges::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let changes = body.parse(ProductChanges::try_from)?;
     let product = products
         .update(id.into_inner(), if_match.into(), changes)
         .await?;
@@ -268,9 +268,9 @@ async fn reserve_stock(
     products: Products,
     body: Json<ReservationInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.into_inner();
-    let lines = ReservationLines::parse(input.lines).map_err(ApiError::validation)?;
-    let reservation = products.reserve(input.id, lines).await?;
+    let (id, lines) =
+        body.parse(|input| ReservationLines::parse(input.lines).map(|lines| (input.id, lines)))?;
+    let reservation = products.reserve(id, lines).await?;
     Ok(with_location(
         HttpResponse::Created().json(&reservation),
         format!("/api/v1/reservations/{}", reservation.id),

@@ -18,6 +18,7 @@ pub struct ContractListParams {
     /// Only contracts in this status.
     pub status: Option<ContractStatus>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,
@@ -68,6 +69,7 @@ impl TryFrom<ContractListParams> for ContractQuery {
 #[into_params(parameter_in = Query)]
 pub struct ExecutionListParams {
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,

@@ -40,6 +40,28 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, for looking one up by status.
+    pub const ALL: [Self; 13] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PreconditionFailed,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::Validation,
+        Self::TooManyRequests,
+        Self::Internal,
+        Self::ServiceUnavailable,
+    ];
+
+    /// The kind answered with `status`, if one is.
+    pub fn from_status(status: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.status() == status)
+    }
+
     /// The HTTP status code.
     pub fn status(self) -> u16 {
         match self {

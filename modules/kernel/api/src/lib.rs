@@ -13,6 +13,7 @@ pub mod event;
 pub mod ids;
 pub mod money;
 pub mod page;
+pub mod text;
 pub mod version;
 
 /// Timestamps at the precision both databases keep.

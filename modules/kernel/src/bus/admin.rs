@@ -117,6 +117,7 @@ pub struct EventListParams {
     #[param(rename = "type")]
     pub kind: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,
@@ -218,15 +219,17 @@ async fn list_events(
     bus: web::Data<Bus>,
     params: Query<EventListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let params = params.into_inner();
-    let (limit, before) =
-        page_params::<i64>(params.limit, params.cursor.as_deref()).map_err(ApiError::validation)?;
-    if params.kind.as_ref().is_some_and(|k| k.len() > 200) {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "type",
-            "must be at most 200 characters",
-        )]));
-    }
+    let (params, limit, before) = params.parse(|params| {
+        let page = page_params::<i64>(params.limit, params.cursor.as_deref());
+        let mut errors = page.as_ref().err().cloned().unwrap_or_default();
+        if params.kind.as_ref().is_some_and(|k| k.len() > 200) {
+            errors.push(FieldError::new("type", "must be at most 200 characters"));
+        }
+        match page {
+            Ok((limit, before)) if errors.is_empty() => Ok((params, limit, before)),
+            _ => Err(errors),
+        }
+    })?;
     let page = bus
         .db()
         .run(move |conn| {
@@ -311,7 +314,7 @@ async fn replay_event(
     params: Query<ReplayParams>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let all = params.into_inner().all.unwrap_or(false);
+    let all = params.into_inner()?.all.unwrap_or(false);
     let replayed = bus.db().run(move |conn| replay(conn, id, all)).await?;
     bus.wake_relay();
     Ok(HttpResponse::Accepted().json(ReplayResult { id, replayed }))

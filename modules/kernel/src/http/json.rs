@@ -3,42 +3,44 @@
 //! - not `application/json` (or `+json`) → 415;
 //! - larger than `http.json_limit_bytes` → 413;
 //! - not JSON at all → 400;
-//! - JSON of the wrong shape → 422 naming every offending field: every missing required
-//!   field, every unknown field and every field of the wrong type, not just serde's first; an
-//!   array where an object is expected, at any depth; every string, anywhere in the body,
-//!   that the database could not store (NUL).
+//! - JSON of the wrong shape → 422 naming every offending field (see [`super::report`]):
+//!   every missing required field, every unknown field, every field of the wrong type or with
+//!   a value its type does not allow, at any depth, in words taken from the type's schema; an
+//!   array where an object is expected; every string that the database could not store
+//!   (NUL); arrays and objects nested more than [`MAX_DEPTH`] levels deep. The handler passes
+//!   its module's rules to [`Json::parse`], so the same 422 also names the fields that were of
+//!   the right type but break a rule.
 
 use std::{future::Future, pin::Pin};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-use utoipa::{
-    PartialSchema,
-    openapi::{RefOr, Schema},
-};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::strict::{Strict, unstorable};
+use super::{
+    report::{Checked, Report, check},
+    schema::Schemas,
+    strict::{Strict, unstorable},
+};
 use crate::error::{ApiError, ErrorKind, FieldError};
 
 /// The largest JSON body accepted; registered as app data by the application.
 #[derive(Debug, Clone, Copy)]
 pub struct JsonLimit(pub usize);
 
-/// A JSON request body parsed into `T`, with problem+json errors.
-#[derive(Debug)]
-pub struct Json<T>(pub T);
+/// A JSON request body read as `T` (see [`Checked`]). Extraction fails for a body that is
+/// not JSON (400), too large (413) or of another media type (415).
+pub type Json<T> = Checked<T, Body>;
 
-impl<T> Json<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
+/// The request body, as the part a [`Checked`] value is read from.
+#[derive(Debug)]
+pub enum Body {}
 
 impl<T> FromRequest for Json<T>
 where
-    T: DeserializeOwned + PartialSchema + 'static,
+    T: DeserializeOwned + ToSchema + 'static,
 {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
@@ -80,7 +82,7 @@ where
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_body(&body).map(Json)
+            read(&body)
         })
     }
 }
@@ -98,21 +100,44 @@ fn is_json_content_type(req: &HttpRequest) -> bool {
         || essence.to_ascii_lowercase().ends_with("+json")
 }
 
+/// How deep arrays and objects may nest in a body: serde_json's own limit, which every later
+/// reading of stored JSON (a contract's state, an event) shares, so whatever is accepted can
+/// be read back.
+pub const MAX_DEPTH: usize = 127;
+
 /// Parses a JSON body, reporting malformed JSON as 400 and shape errors as 422.
 ///
 /// # Errors
 /// See the module documentation.
 pub fn parse_body<T>(body: &[u8]) -> Result<T, ApiError>
 where
-    T: DeserializeOwned + PartialSchema,
+    T: DeserializeOwned + ToSchema,
 {
+    read::<T>(body)?.into_inner()
+}
+
+/// Reads a body: 400 unless it is JSON; otherwise the parsed value and every offending field.
+fn read<T>(body: &[u8]) -> Result<Json<T>, ApiError>
+where
+    T: DeserializeOwned + ToSchema,
+{
+    if too_deep(body) {
+        return Ok(Json::new(Report::with_errors(vec![FieldError::new(
+            "$",
+            format!(
+                "nests arrays and objects more than {MAX_DEPTH} levels deep; {MAX_DEPTH} is \
+                 the most accepted"
+            ),
+        )])));
+    }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             ErrorKind::BadRequest,
             format!("The request body is not valid JSON: {e}."),
         )
     })?;
-    from_value(value).map_err(ApiError::validation)
+    let rounds = (16 * 1024 * 1024) / body.len().max(1);
+    Ok(Json::new(checked(value, rounds)))
 }
 
 /// Deserializes `value` into `T`; on failure lists every offending field.
@@ -121,121 +146,54 @@ where
 /// The offending fields.
 pub fn from_value<T>(value: Value) -> Result<T, Vec<FieldError>>
 where
-    T: DeserializeOwned + PartialSchema,
+    T: DeserializeOwned + ToSchema,
+{
+    checked(value, usize::MAX).finish(Ok)
+}
+
+fn checked<T>(mut value: Value, rounds: usize) -> Report<T>
+where
+    T: DeserializeOwned + ToSchema,
 {
     let unstorable = unstorable(&value);
-    // Fast path: well-formed input pays for one deserialization only.
-    let first_error = match serde_path_to_error::deserialize::<_, T>(Strict(&value)) {
-        Ok(parsed) if unstorable.is_empty() => return Ok(parsed),
-        Ok(_) => return Err(unstorable),
-        Err(e) => field_error(&e),
-    };
-    let Value::Object(object) = value else {
-        let mut errors = unstorable;
-        if !errors.iter().any(|e| e.field == "$") {
-            errors.push(FieldError::new(
-                "$",
-                "the request body must be a JSON object",
-            ));
-        }
-        return Err(errors);
-    };
-    let mut errors = missing_required::<T>(&object);
-    // serde stops at the first problem; feeding it one field at a time finds the rest.
-    // A lone field reports "missing field" for the others, which is not its own fault.
-    for (key, field_value) in object {
-        let mut single = Map::new();
-        single.insert(key.clone(), field_value);
-        if let Err(e) = serde_path_to_error::deserialize::<_, T>(Strict(&Value::Object(single))) {
-            let err = field_error(&e);
-            if err.field != "$" || !e.inner().to_string().starts_with("missing field") {
-                errors.push(if err.field == "$" {
-                    FieldError::new(key, err.message)
-                } else {
-                    err
-                });
-            }
-        }
+    if unstorable.iter().any(|e| e.field == "$") {
+        return Report::with_errors(unstorable);
     }
-    if errors.is_empty() {
-        errors.push(first_error);
-    }
+    let schemas = Schemas::of::<T>();
+    let mut report = check(&mut value, &schemas, "field", rounds, |value: &Value| {
+        serde_path_to_error::deserialize::<_, T>(Strict(value))
+    });
     // A NUL in a field that is also of the wrong shape is named once, for the NUL.
-    errors.retain(|e| !unstorable.iter().any(|u| u.field == e.field));
-    errors.splice(0..0, unstorable);
-    Err(errors)
+    report
+        .errors
+        .retain(|e| !unstorable.iter().any(|u| u.field == e.field));
+    report
+        .covered
+        .extend(unstorable.iter().map(|e| e.field.clone()));
+    report.errors.splice(0..0, unstorable);
+    report
 }
 
-fn missing_required<T: PartialSchema>(object: &Map<String, Value>) -> Vec<FieldError> {
-    let RefOr::T(Schema::Object(schema)) = T::schema() else {
-        return Vec::new();
-    };
-    schema
-        .required
-        .iter()
-        .filter(|name| !object.contains_key(name.as_str()))
-        .map(|name| FieldError::new(name.clone(), "is required"))
-        .collect()
-}
-
-fn field_error(e: &serde_path_to_error::Error<serde_json::Error>) -> FieldError {
-    let path = e.path().to_string();
-    let mut message = e.inner().to_string();
-    if let Some(i) = message.find(" at line ") {
-        message.truncate(i);
-    }
-    if let Some(name) = message
-        .strip_prefix("unknown field `")
-        .and_then(|rest| rest.split('`').next())
-    {
-        // serde_path_to_error already ends the path with the unknown key.
-        let field = if path == "." || path.ends_with(name) {
-            path.trim_start_matches('.').to_owned()
-        } else {
-            format!("{path}.{name}")
-        };
-        let field = if field.is_empty() {
-            name.to_owned()
-        } else {
-            field
-        };
-        return FieldError::new(field, "unknown field");
-    }
-    if let Some(name) = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.split('`').next())
-        && path != "."
-    {
-        return FieldError::new(format!("{path}.{name}"), "is required");
-    }
-    let field = if path == "." { "$".to_owned() } else { path };
-    FieldError::new(field, without_values(&message))
-}
-
-/// serde quotes the offending value (``invalid type: integer `987`, expected a string``). A
-/// value may be a card number or a CVC, and error bodies are logged and kept by the
-/// idempotency store, so the value is replaced by its kind.
-fn without_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        match (c, quoted) {
-            ('`', false) => {
-                quoted = true;
-                out.push_str("(value hidden)");
+/// Whether `body` nests deeper than [`MAX_DEPTH`] (read without parsing: brackets outside
+/// strings).
+fn too_deep(body: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0_usize, false, false);
+    for &b in body {
+        match (in_string, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') | (false, _, b'"') => in_string = !in_string,
+            (false, _, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
             }
-            ('`', true) => quoted = false,
-            (_, true) => {}
-            (c, false) => out.push(c),
+            (false, _, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
-    // "invalid type: string "4242…"" uses double quotes for strings.
-    match (out.find(": string \""), out.find("\", expected")) {
-        (Some(start), Some(end)) if start < end => {
-            format!("{}: string{}", &out[..start], &out[end + 1..])
-        }
-        _ => out,
-    }
+    false
 }
 
 #[cfg(test)]
@@ -243,13 +201,13 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use serde_json::json;
-    use utoipa::ToSchema;
 
     #[derive(Debug, Deserialize, ToSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Inner {
         amount: i64,
+        #[schema(example = "EUR")]
         currency: String,
     }
 
@@ -269,6 +227,10 @@ mod tests {
         f
     }
 
+    fn message<'a>(errors: &'a [FieldError], field: &str) -> &'a str {
+        &errors.iter().find(|e| e.field == field).unwrap().message
+    }
+
     #[test]
     fn valid_input_parses() {
         let v = json!({"name": "a", "count": 1, "price": {"amount": 1, "currency": "EUR"}});
@@ -283,42 +245,119 @@ mod tests {
             fields(&errors),
             ["colour", "count", "name", "note", "price"]
         );
+        assert_eq!(message(&errors, "price"), "is required");
+        assert_eq!(
+            message(&errors, "colour"),
+            "unknown field; the fields are: count, name, note, price"
+        );
+        assert_eq!(message(&errors, "name"), "must be a string");
+        assert_eq!(
+            message(&errors, "count"),
+            "must be a whole number between 0 and 4294967295"
+        );
     }
 
     #[test]
-    fn nested_errors_carry_their_path() {
-        let v = json!({"name": "a", "count": 1, "price": {"amount": "ten", "currency": "EUR"}});
+    fn every_nested_error_carries_its_path() {
+        let v = json!({"name": "a", "count": "1", "price": {"amount": "ten", "currency": 3}});
         let errors = from_value::<Body>(v).unwrap_err();
-        assert_eq!(fields(&errors), ["price.amount"]);
+        assert_eq!(fields(&errors), ["count", "price.amount", "price.currency"]);
+        assert_eq!(
+            message(&errors, "price.amount"),
+            "must be a whole number between -9223372036854775808 and 9223372036854775807"
+        );
+        let missing = from_value::<Body>(json!({"name": "a", "count": 1, "price": {}}));
+        assert_eq!(
+            fields(&missing.unwrap_err()),
+            ["price.amount", "price.currency"]
+        );
+    }
+
+    #[test]
+    fn the_rules_judge_the_fields_that_were_right() {
+        let v = json!({"name": "", "count": "x", "price": {"amount": -5, "currency": "EUR"}});
+        let rules = |body: Body| {
+            let mut errors = Vec::new();
+            if body.name.is_empty() {
+                errors.push(FieldError::new("name", "must not be empty"));
+            }
+            if body.price.amount < 0 {
+                errors.push(FieldError::new("price.amount", "must not be negative"));
+            }
+            // Said of the stand-in for `count`, which the client did not send: dropped.
+            errors.push(FieldError::new("count", "must be at least 1"));
+            if errors.is_empty() {
+                Ok(body)
+            } else {
+                Err(errors)
+            }
+        };
+        let err = checked::<Body>(v, 100).finish(rules).unwrap_err();
+        assert_eq!(fields(&err), ["count", "name", "price.amount"]);
+        assert!(message(&err, "count").starts_with("must be a whole number"));
+    }
+
+    #[test]
+    fn error_messages_do_not_repeat_the_values_sent_nor_speak_rust() {
+        #[derive(Debug, Deserialize, ToSchema)]
+        #[allow(dead_code)]
+        struct Card {
+            number: String,
+            cvc: String,
+            exp_month: u32,
+        }
+        let v = json!({"number": 4242424242424242_u64, "cvc": 9731, "exp_month": 99999999999999999999.0});
+        let errors = from_value::<Card>(v).unwrap_err();
+        assert_eq!(fields(&errors), ["cvc", "exp_month", "number"]);
+        let text = format!("{errors:?}");
+        for word in [
+            "4242424242424242",
+            "9731",
+            "expected",
+            "invalid type",
+            "u32",
+            "hidden",
+        ] {
+            assert!(!text.contains(word), "{word} in {text}");
+        }
     }
 
     #[test]
     fn a_non_object_body_is_one_error() {
         let errors = from_value::<Body>(json!([1, 2])).unwrap_err();
         assert_eq!(fields(&errors), ["$"]);
-    }
-
-    #[test]
-    fn error_messages_do_not_repeat_the_values_sent() {
-        #[derive(Debug, Deserialize, ToSchema)]
-        #[allow(dead_code)]
-        struct Card {
-            number: String,
-            cvc: u32,
-        }
-        let v = json!({"number": 4242424242424242_u64, "cvc": "9731"});
-        let errors = from_value::<Card>(v).unwrap_err();
-        let text = format!("{errors:?}");
-        assert!(
-            !text.contains("4242424242424242") && !text.contains("9731"),
-            "{text}"
-        );
-        assert!(text.contains("expected"), "{text}");
+        assert_eq!(errors[0].message, "the request body must be a JSON object");
     }
 
     #[test]
     fn malformed_json_is_a_bad_request() {
         let err = parse_body::<Body>(b"{\"name\": ").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn nesting_is_accepted_up_to_the_limit_and_named_past_it() {
+        #[derive(Debug, Deserialize, ToSchema)]
+        #[allow(dead_code)]
+        struct Free {
+            #[schema(value_type = Object)]
+            input: Value,
+        }
+        let nested = |depth: usize| {
+            // The body's own object is the first level.
+            format!(
+                "{{\"input\": {}1{}}}",
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        assert!(parse_body::<Free>(nested(MAX_DEPTH).as_bytes()).is_ok());
+        let err = parse_body::<Free>(nested(MAX_DEPTH + 1).as_bytes()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(err.errors()[0].field, "$");
+        assert!(err.errors()[0].message.contains("127 levels"));
+        // Brackets inside strings are text.
+        let text = format!("{{\"input\": \"{}\\\"[\"}}", "[".repeat(500));
+        assert!(parse_body::<Free>(text.as_bytes()).is_ok());
     }
 }

@@ -2,7 +2,13 @@
 //! limit (actix-governor; `429` problem with `Retry-After`), a request timeout (`503` problem),
 //! and the security headers every response carries.
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{
+    future::{Ready, ready},
+    net::IpAddr,
+    rc::Rc,
+    sync::Arc,
+    time::Duration,
+};
 
 use actix_governor::{
     Governor, GovernorConfig, GovernorConfigBuilder, KeyExtractor, SimpleKeyExtractionError,
@@ -15,10 +21,11 @@ use actix_governor::{
 use actix_web::{
     Error, HttpResponse, HttpResponseBuilder,
     body::{BoxBody, MessageBody},
-    dev::{ServiceRequest, ServiceResponse},
+    dev::{Service, ServiceRequest, ServiceResponse, Transform},
     http::header::{self, HeaderName, HeaderValue},
     middleware::{Condition, Next},
 };
+use futures_util::future::LocalBoxFuture;
 
 use crate::{
     auth::{JwtKeys, Role, bearer_token},
@@ -212,24 +219,103 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
      frame-ancestors 'none'";
 
-/// Security headers for every response (`hsts`: add `Strict-Transport-Security`).
-pub fn security_headers(hsts: bool) -> actix_web::middleware::DefaultHeaders {
-    let headers = actix_web::middleware::DefaultHeaders::new()
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-        .add((
+/// Security headers for every response (`hsts`: add `Strict-Transport-Security`). Install
+/// it outermost: it also reaches the responses the server renders from a middleware's error
+/// (a timeout, a refused idempotency key, a panic).
+pub fn security_headers(hsts: bool) -> SecurityHeaders {
+    let mut headers = vec![
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
-        ));
+        ),
+    ];
     if hsts {
-        headers.add((
+        headers.push((
             header::STRICT_TRANSPORT_SECURITY,
             "max-age=31536000; includeSubDomains",
-        ))
-    } else {
+        ));
+    }
+    SecurityHeaders(Rc::new(
         headers
+            .into_iter()
+            .map(|(name, value)| (name, HeaderValue::from_static(value)))
+            .collect(),
+    ))
+}
+
+/// The middleware [`security_headers`] builds.
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders(Rc<Vec<(HeaderName, HeaderValue)>>);
+
+impl SecurityHeaders {
+    fn add(headers: &[(HeaderName, HeaderValue)], target: &mut header::HeaderMap) {
+        for (name, value) in headers {
+            if !target.contains_key(name) {
+                target.insert(name.clone(), value.clone());
+            }
+        }
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SecurityHeaders
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Transform = SecureService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SecureService {
+            service,
+            headers: self.0.clone(),
+        }))
+    }
+}
+
+/// [`SecurityHeaders`] around a service.
+#[derive(Debug)]
+pub struct SecureService<S> {
+    service: S,
+    headers: Rc<Vec<(HeaderName, HeaderValue)>>,
+}
+
+impl<S, B> Service<ServiceRequest> for SecureService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<ServiceResponse<B>, Error>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let headers = self.headers.clone();
+        let call = self.service.call(req);
+        Box::pin(async move {
+            match call.await {
+                Ok(mut response) => {
+                    SecurityHeaders::add(&headers, response.headers_mut());
+                    Ok(response)
+                }
+                Err(mut error) => {
+                    error.add_response_mapper(move |mut response| {
+                        SecurityHeaders::add(&headers, response.headers_mut());
+                        response
+                    });
+                    Err(error)
+                }
+            }
+        })
     }
 }
 

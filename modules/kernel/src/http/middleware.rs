@@ -1,21 +1,29 @@
 //! The request-context middleware: a request id on every request and response, one span
 //! and one log line per request, panics turned into 500 problems instead of dropped
-//! connections, and 500 bodies replaced by an opaque problem carrying the request id (the
-//! cause goes to the log, never to the client).
+//! connections, 500 bodies replaced by an opaque problem carrying the request id (the cause
+//! goes to the log, never to the client), and every other error response that is not a
+//! problem document yet (a CORS refusal, a middleware's plain-text error) made one: whichever
+//! layer answered, a 4xx or 5xx is `application/problem+json` with a `code` and carries the
+//! request id — also when a middleware refused with an error instead of a response (the
+//! idempotency check, the request timeout), through the error's response mapper.
 
-use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, time::Instant};
+use std::{collections::HashMap, future::Future, panic::AssertUnwindSafe, pin::Pin, time::Instant};
 
 use actix_web::{
-    Error, FromRequest, HttpMessage, HttpRequest,
+    Error, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
     body::{BoxBody, MessageBody},
     dev::{Payload, ServiceRequest, ServiceResponse},
-    http::{StatusCode, header::HeaderValue},
+    http::{
+        StatusCode,
+        header::{self, HeaderValue},
+    },
     middleware::Next,
+    web,
 };
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use crate::error::{ApiError, ErrorKind, problem_response};
+use crate::error::{ApiError, ErrorKind, PROBLEM_CONTENT_TYPE, problem_response};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -58,7 +66,8 @@ impl FromRequest for RequestId {
     }
 }
 
-/// Install with `App::wrap(actix_web::middleware::from_fn(request_context))`, outermost.
+/// Install with `App::wrap(actix_web::middleware::from_fn(request_context))`, outermost but
+/// for [`super::limits::security_headers`].
 ///
 /// # Errors
 /// Never: every failure becomes a response.
@@ -95,8 +104,9 @@ pub async fn request_context(
     let outcome = call.instrument(span.clone()).await;
     let mut res = match outcome {
         Ok(Ok(res)) => res.map_into_boxed_body(),
-        Ok(Err(err)) => {
-            // A middleware's refusal (e.g. the request timeout): the server renders it.
+        Ok(Err(mut err)) => {
+            // A middleware's refusal (e.g. the request timeout): the server renders it, as
+            // every other response is finished.
             let status = err.as_response_error().status_code();
             crate::metrics::http_request(
                 method.as_str(),
@@ -105,6 +115,8 @@ pub async fn request_context(
                 started.elapsed(),
             );
             tracing::warn!(parent: &span, status = status.as_u16(), error = %err, "request failed");
+            let id = request_id.0.clone();
+            err.add_response_mapper(move |response| finish(response, &id));
             return Err(err);
         }
         Err(panic) => {
@@ -122,22 +134,13 @@ pub async fn request_context(
     };
 
     let status = res.status();
-    if status == StatusCode::INTERNAL_SERVER_ERROR {
-        if let Some(err) = res.response().error() {
-            tracing::error!(parent: &span, error = ?err, "request failed");
-        }
-        let problem = ApiError::new(ErrorKind::Internal, INTERNAL_DETAIL)
-            .with_request_id(request_id.0.clone())
-            .problem();
-        let (http_req, _) = res.into_parts();
-        res = ServiceResponse::new(http_req, problem_response(&problem));
+    if status == StatusCode::INTERNAL_SERVER_ERROR
+        && let Some(err) = res.response().error()
+    {
+        tracing::error!(parent: &span, error = ?err, "request failed");
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id.0) {
-        res.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static(REQUEST_ID_HEADER),
-            value,
-        );
-    }
+    let (http_req, response) = res.into_parts();
+    res = ServiceResponse::new(http_req, finish(response, &request_id.0));
     let route = res.request().match_pattern();
     let latency = started.elapsed();
     // Unmatched paths share one label value: raw paths would grow the series without bound.
@@ -155,13 +158,124 @@ pub async fn request_context(
 
 const INTERNAL_DETAIL: &str = "An unexpected error occurred.";
 
-/// Unknown paths answer with a 404 problem.
+/// A response as it leaves: a 500 made opaque, any other error that is not a problem
+/// document yet made one (keeping its headers), and the request id in `x-request-id`.
+fn finish(response: HttpResponse, request_id: &str) -> HttpResponse {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()));
+    let mut response =
+        if status.as_u16() >= 400 && (status == StatusCode::INTERNAL_SERVER_ERROR || !is_problem) {
+            let (head, body) = response.into_parts();
+            let mut problem = problem_for(status, body, request_id);
+            for (name, value) in head.headers() {
+                if !problem.headers().contains_key(name) && *name != header::CONTENT_LENGTH {
+                    problem.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            problem
+        } else {
+            response
+        };
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    response
+}
+
+/// The problem for an error response that was not one: its own short plain-text reason as
+/// the detail for a 4xx (a CORS refusal says which rule), the status's name otherwise; a 5xx
+/// never says more than that, and carries the request id.
+fn problem_for(status: StatusCode, body: BoxBody, request_id: &str) -> HttpResponse {
+    let server_error = status.is_server_error();
+    let kind = ErrorKind::from_status(status.as_u16()).unwrap_or(if server_error {
+        ErrorKind::Internal
+    } else {
+        ErrorKind::BadRequest
+    });
+    let text = body
+        .try_into_bytes()
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
+        .map(|text| text.trim().to_owned())
+        .filter(|text| !server_error && !text.is_empty() && text.len() <= 300);
+    let detail = match (text, kind) {
+        (_, ErrorKind::Internal) => INTERNAL_DETAIL.to_owned(),
+        (Some(text), _) => format!("{}.", text.trim_end_matches('.')),
+        (None, _) => format!("{}.", status.canonical_reason().unwrap_or("Error")),
+    };
+    let mut error = ApiError::new(kind, detail);
+    if server_error {
+        error = error.with_request_id(request_id);
+    }
+    let mut problem = error.problem();
+    problem.status = status.as_u16();
+    problem_response(&problem)
+}
+
+/// The methods each route answers, from the OpenAPI document (`paths` → operations),
+/// registered as app data so that [`not_found`] can tell a known path asked with another
+/// method (405 with `Allow`) from an unknown one (404).
+#[derive(Debug, Clone, Default)]
+pub struct RouteMethods(HashMap<String, Vec<String>>);
+
+impl RouteMethods {
+    pub fn from_openapi(spec: &serde_json::Value) -> Self {
+        let methods = [
+            "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+        ];
+        let paths = spec.get("paths").and_then(serde_json::Value::as_object);
+        Self(
+            paths
+                .into_iter()
+                .flatten()
+                .map(|(path, operations)| {
+                    let allowed = methods
+                        .iter()
+                        .filter(|m| operations.get(m.to_ascii_lowercase()).is_some())
+                        .map(|m| (*m).to_owned())
+                        .collect();
+                    (path.clone(), allowed)
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Unknown paths answer with a 404 problem; a known path asked with a method it does not
+/// answer, with a 405 problem and `Allow`.
 ///
 /// # Errors
-/// Always the 404 problem.
-pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorKind::NotFound,
-        format!("No route for {} {}.", req.method(), req.path()),
-    ))
+/// Always the 404 or 405 problem.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed = req
+        .app_data::<web::Data<RouteMethods>>()
+        .and_then(|routes| {
+            let pattern = req.resource_map().match_pattern(req.path())?;
+            routes.0.get(&pattern).filter(|m| !m.is_empty()).cloned()
+        });
+    let Some(allowed) = allowed else {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("No route for {} {}.", req.method(), req.path()),
+        ));
+    };
+    let allow = allowed.join(", ");
+    let mut response = ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!(
+            "{} does not answer {}; it answers {allow}.",
+            req.path(),
+            req.method()
+        ),
+    )
+    .error_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    Ok(response)
 }

@@ -6,66 +6,25 @@ pub mod idempotency;
 mod json;
 pub mod limits;
 pub mod middleware;
+mod query;
+mod report;
+mod schema;
 mod strict;
-
-use std::{future::Future, pin::Pin};
+pub mod wire;
+mod words;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header};
 pub use kernel_api::{
     page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, cursor, page_limit, page_params},
     version::ExpectedVersion,
 };
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
-pub use json::{Json, JsonLimit, from_value, parse_body};
+pub use json::{Body, Json, JsonLimit, MAX_DEPTH, from_value, parse_body};
+pub use query::{Query, QueryString, parse_query};
+pub use report::Checked;
 
 use crate::error::{ApiError, ErrorKind, FieldError};
-
-/// Query-string extractor: a parameter of the wrong type, an unknown parameter or one the
-/// database could not store (NUL) is a 422 naming it.
-#[derive(Debug)]
-pub struct Query<T>(pub T);
-
-impl<T> Query<T> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = parse_query(req.query_string()).map(Query);
-        Box::pin(async move { result })
-    }
-}
-
-/// # Errors
-/// 422 naming the offending parameter.
-pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
-    let unstorable: Vec<FieldError> = form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, value)| name.contains('\0') || value.contains('\0'))
-        .map(|(name, _)| FieldError::new(strict::printable(&name), strict::NUL_MESSAGE))
-        .collect();
-    if !unstorable.is_empty() {
-        return Err(ApiError::validation(unstorable));
-    }
-    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        let (field, message) = match message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            Some(name) => (name.to_owned(), "unknown query parameter".to_owned()),
-            None => (path, message),
-        };
-        ApiError::validation(vec![FieldError::new(field, message)])
-    })
-}
 
 /// The ETag of a resource revision.
 pub fn etag(version: i64) -> String {
@@ -219,34 +178,6 @@ pub fn path_error_handler(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Q {
-        limit: Option<u32>,
-        q: Option<String>,
-    }
-
-    #[test]
-    fn query_errors_name_the_parameter() {
-        let err = parse_query::<Q>("limit=ten").unwrap_err();
-        assert_eq!(err.errors()[0].field, "limit");
-        let err = parse_query::<Q>("lmit=1").unwrap_err();
-        assert_eq!(err.errors()[0].field, "lmit");
-        assert!(parse_query::<Q>("limit=5&q=a%20b").is_ok());
-    }
-
-    #[test]
-    fn a_nul_in_a_query_parameter_is_named() {
-        let err = parse_query::<Q>("limit=5&q=a%00b").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Validation);
-        assert_eq!(err.errors()[0].field, "q");
-        let err = parse_query::<Q>("q%00=1").unwrap_err();
-        assert_eq!(err.errors()[0].field, "q\\u0000");
-    }
-
     #[test]
     fn if_match_compares_etags() {
         assert!(IfMatch::parse("\"3\"").allows(3));

@@ -210,6 +210,7 @@ pub struct OrderListParams {
     /// Only this customer's orders (admins; a customer always sees only their own).
     pub customer: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,

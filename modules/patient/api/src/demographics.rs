@@ -9,7 +9,7 @@ use crate::{
     person::{Address, ContactPoint, TelecomSystem},
 };
 
-/// A medical record number: 1–64 letters, digits, `-`, `_`, `.` or `/`, unique among
+/// A medical record number: 1–64 letters (of any script), digits, `-`, `_`, `.` or `/`, unique among
 /// patients. Compared exactly (case-sensitive).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Mrn(String);
@@ -18,17 +18,7 @@ impl Mrn {
     /// # Errors
     /// A message saying what is wrong (never repeating the value).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim();
-        if s.is_empty() || s.len() > 64 {
-            return Err("must be 1 to 64 characters".into());
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
-        {
-            return Err("may only contain letters, digits, '-', '_', '.' and '/'".into());
-        }
-        Ok(Self(s.to_owned()))
+        kernel_api::text::identifier(raw, 64, &['-', '_', '.', '/']).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -26,6 +26,7 @@ pub struct PatientListParams {
     /// Only patients with this family name (exact, case-insensitive).
     pub family: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,
@@ -120,6 +121,7 @@ impl TryFrom<PatientListParams> for PatientQuery {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,

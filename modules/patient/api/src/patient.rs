@@ -153,7 +153,8 @@ redacted_debug!(NewPatient, PatientChanges);
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatientInput {
-    /// Medical record number (MRN), unique: 1–64 letters, digits, `-`, `_`, `.` or `/`.
+    /// Medical record number (MRN), unique: 1–64 letters (of any script), digits, `-`, `_`,
+    /// `.` or `/`.
     #[schema(example = "MRN-000123")]
     pub identifier: String,
     /// The patient's name; `family` is required.

@@ -39,7 +39,7 @@ pub(super) async fn list_patient_audit(
     id: web::Path<PatientId>,
     params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let page = params.parse(PageQuery::try_from)?;
     let trail = patients
         .audit_trail(&access(caller, request_id), id.into_inner(), page)
         .await?;

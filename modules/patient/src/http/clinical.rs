@@ -44,7 +44,7 @@ pub(super) async fn create_diagnosis(
     id: web::Path<PatientId>,
     body: Json<DiagnosisInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewDiagnosis::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let input = body.parse(NewDiagnosis::try_from)?;
     let patient = id.into_inner();
     let diagnosis = patients
         .record_diagnosis(&access(caller, request_id), patient, input)
@@ -78,7 +78,7 @@ pub(super) async fn list_diagnoses(
     id: web::Path<PatientId>,
     params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let page = params.parse(PageQuery::try_from)?;
     let diagnoses = patients
         .list_diagnoses(&access(caller, request_id), id.into_inner(), page)
         .await?;
@@ -140,7 +140,7 @@ pub(super) async fn create_treatment(
     id: web::Path<PatientId>,
     body: Json<TreatmentInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewTreatment::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let input = body.parse(NewTreatment::try_from)?;
     let patient = id.into_inner();
     let treatment = patients
         .plan_treatment(&access(caller, request_id), patient, input)
@@ -174,7 +174,7 @@ pub(super) async fn list_treatments(
     id: web::Path<PatientId>,
     params: Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = PageQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let page = params.parse(PageQuery::try_from)?;
     let treatments = patients
         .list_treatments(&access(caller, request_id), id.into_inner(), page)
         .await?;

@@ -47,7 +47,7 @@ pub(super) async fn create_patient(
     patients: Patients,
     body: Json<PatientInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewPatient::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let input = body.parse(NewPatient::try_from)?;
     let patient = patients
         .register(&access(caller, request_id), input)
         .await?;
@@ -80,7 +80,7 @@ pub(super) async fn list_patients(
     patients: Patients,
     params: Query<PatientListParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let query = PatientQuery::try_from(params.into_inner()).map_err(ApiError::validation)?;
+    let query = params.parse(PatientQuery::try_from)?;
     let page = patients.list(&access(caller, request_id), query).await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -146,7 +146,7 @@ pub(super) async fn replace_patient(
     if_match: IfMatch,
     body: Json<PatientInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = NewPatient::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let input = body.parse(NewPatient::try_from)?;
     let patient = patients
         .update(
             &access(caller, request_id),
@@ -191,7 +191,7 @@ pub(super) async fn patch_patient(
     if_match: IfMatch,
     body: Json<PatientPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    let changes = PatientChanges::try_from(body.into_inner()).map_err(ApiError::validation)?;
+    let changes = body.parse(PatientChanges::try_from)?;
     let patient = patients
         .update(
             &access(caller, request_id),

@@ -19,7 +19,7 @@ pub struct CardInput {
     #[schema(example = 12, minimum = 1, maximum = 12)]
     pub exp_month: u32,
     /// Expiry year, four digits.
-    #[schema(example = 2030)]
+    #[schema(example = 2030, minimum = 1000, maximum = 9999)]
     pub exp_year: i32,
     /// 3 or 4 digits.
     #[schema(example = "123")]
@@ -59,12 +59,19 @@ impl Card {
         } else if !luhn(&number) {
             errors.push(FieldError::new("card.number", "is not a valid card number"));
         }
-        if !(1..=12).contains(&input.exp_month) {
+        let month_ok = (1..=12).contains(&input.exp_month);
+        if !month_ok {
             errors.push(FieldError::new(
                 "card.exp_month",
-                "must be between 1 and 12",
+                "must be a whole number between 1 and 12",
             ));
-        } else if (input.exp_year, input.exp_month) < (today.year(), today.month()) {
+        }
+        if !(1000..=9999).contains(&input.exp_year) {
+            errors.push(FieldError::new(
+                "card.exp_year",
+                "must be a whole number between 1000 and 9999",
+            ));
+        } else if month_ok && (input.exp_year, input.exp_month) < (today.year(), today.month()) {
             errors.push(FieldError::new("card.exp_year", "the card has expired"));
         }
         if !(3..=4).contains(&input.cvc.len()) || !input.cvc.bytes().all(|b| b.is_ascii_digit()) {
@@ -167,5 +174,14 @@ mod tests {
             Card::parse(&input("4242424242424242", 10, 2026, "123"), today()).unwrap_err();
         assert_eq!(expired[0].field, "card.exp_year");
         assert!(Card::parse(&input("4242424242424242", 11, 2026, "123"), today()).is_ok());
+        let five_digits =
+            Card::parse(&input("4242424242424242", 11, 20260, "123"), today()).unwrap_err();
+        assert_eq!(
+            five_digits[0],
+            FieldError::new(
+                "card.exp_year",
+                "must be a whole number between 1000 and 9999"
+            )
+        );
     }
 }

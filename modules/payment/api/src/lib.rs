@@ -141,6 +141,7 @@ pub struct PaymentListParams {
     /// Only payments of this order.
     pub order_id: Option<OrderId>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,

@@ -28,6 +28,7 @@ pub struct ProductListParams {
     /// `name`, `price` or `created_at` (default), with a leading `-` for descending.
     pub sort: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next` value of the previous page.
     pub cursor: Option<String>,

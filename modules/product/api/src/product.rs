@@ -47,7 +47,7 @@ impl From<NewProduct> for ProductChanges {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
-    /// Stock-keeping unit, unique: 1–64 letters, digits, `-`, `_` or `.`.
+    /// Stock-keeping unit, unique: 1–64 letters (of any script), digits, `-`, `_` or `.`.
     #[schema(example = "TEA-EARL-GREY-250")]
     pub sku: String,
     /// Display name, 1–200 characters.

@@ -9,7 +9,7 @@ use serde::Serialize;
 /// Largest stock or quantity accepted, far beyond any real inventory, so sums cannot overflow.
 pub const MAX_UNITS: i64 = 1_000_000_000_000;
 
-/// A stock-keeping unit: 1–64 letters, digits, `-`, `_` or `.`.
+/// A stock-keeping unit: 1–64 letters (of any script), digits, `-`, `_` or `.`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Sku(String);
 
@@ -17,17 +17,7 @@ impl Sku {
     /// # Errors
     /// A message saying what is wrong.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let s = raw.trim();
-        if s.is_empty() || s.len() > 64 {
-            return Err("must be 1 to 64 characters".into());
-        }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err("may only contain letters, digits, '-', '_' and '.'".into());
-        }
-        Ok(Self(s.to_owned()))
+        kernel_api::text::identifier(raw, 64, &['-', '_', '.']).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -13,7 +13,7 @@ use crate::{
     parse::{Fields, not_in_future, redacted_debug, text, today},
 };
 
-/// An ICD-10 code: a letter, two digits, then optionally `.` and 1–4 letters or digits
+/// An ICD-10 code: a letter A–Z, two digits, then optionally `.` and 1–4 letters A–Z or digits
 /// (`E11.9`, `S72.001A`). Stored in upper case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Icd10Code(String);
@@ -39,8 +39,8 @@ impl Icd10Code {
             Ok(Self(s))
         } else {
             Err(
-                "must be an ICD-10 code: a letter, two digits, then optionally '.' and 1 to 4 \
-                 letters or digits (e.g. E11.9)"
+                "must be an ICD-10 code: a letter A-Z, two digits, then optionally '.' and 1 \
+                 to 4 letters A-Z or digits (e.g. E11.9)"
                     .into(),
             )
         }
