@@ -32,7 +32,7 @@ use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    connect_and_migrate,
+    connect_and_migrate, console,
     docs::openapi_json,
     health,
     inspect::{self, Inspector},
@@ -328,6 +328,7 @@ impl Application {
                     .insert_header(("Location", "/swagger-ui/"))
                     .finish()
             }))
+            .configure(console::configure)
             .default_service(web::to(middleware::not_found))
             // Outermost last: every response, a 429, a timeout or a middleware's refusal
             // included, is a problem if it is an error, and gets the request id, the metrics,

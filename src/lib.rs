@@ -6,6 +6,7 @@
 
 mod app;
 mod config_doc;
+mod console;
 mod docs;
 mod doctor;
 mod health;

@@ -147,7 +147,7 @@ fn serve() -> anyhow::Result<()> {
             env = %settings.env,
             modules = ?tessera::module_names(),
             database = %kernel::db::redact_url(&settings.database.url),
-            "Tessera listening on {base} (Swagger UI: {base}/swagger-ui/)"
+            "Tessera listening on {base} (Swagger UI: {base}/swagger-ui/, operator console: {base}/console/)"
         );
         app.run_until_stopped().await.context("server failed")
     })

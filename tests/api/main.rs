@@ -17,6 +17,7 @@ mod broker_outage;
 mod browser;
 mod cli;
 mod config_keys;
+mod console;
 mod contention;
 mod contracts;
 mod crash;

@@ -245,7 +245,10 @@ pub(crate) async fn contracts(app: &TestApp) {
 pub(crate) async fn operators(app: &TestApp) {
     let page = app.expect(200, ADMIN, GET, "/api/v1/admin/events?type=product.created", None).await;
     let event = id(&page["items"][0]);
-    let mut steps = vec![(202, ADMIN, POST, format!("/api/v1/admin/events/{event}/replay?all=true"), None)];
+    let mut steps = vec![
+        (202, ADMIN, POST, format!("/api/v1/admin/events/{event}/replay?all=true"), None),
+        (200, ADMIN, GET, "/api/v1/admin/subscribers".to_owned(), None),
+    ];
     for path in ["/health/live", "/health/ready", "/metrics"] {
         steps.push((200, NOBODY, GET, path.to_owned(), None));
     }

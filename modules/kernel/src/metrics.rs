@@ -8,11 +8,6 @@
 use std::{sync::OnceLock, time::Duration};
 
 use actix_web::{HttpResponse, get, web};
-use anyhow::Context;
-use diesel::{
-    QueryableByName, RunQueryDsl,
-    sql_types::{BigInt, Nullable, Text, Timestamp},
-};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::{bus::Bus, error::ApiError};
@@ -136,57 +131,22 @@ pub fn deliveries(subscriber: &str, outcome: Delivery, count: u64) {
     .increment(count);
 }
 
-#[derive(QueryableByName)]
-struct Backlog {
-    #[diesel(sql_type = Text)]
-    subscriber: String,
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-    #[diesel(sql_type = Nullable<Timestamp>)]
-    oldest: Option<chrono::NaiveDateTime>,
-}
-
 /// Reads the outbox backlog and the pool into gauges.
 async fn sample(bus: &Bus) -> anyhow::Result<()> {
     let (max, open, idle) = bus.db().pool_usage();
     metrics::gauge!("db_pool_connections", "state" => "max").set(f64::from(max));
     metrics::gauge!("db_pool_connections", "state" => "open").set(f64::from(open));
     metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-    let rows: Vec<Backlog> = bus
-        .db()
-        .run(|conn| {
-            diesel::sql_query(
-                "SELECT d.subscriber AS subscriber, d.status AS status, COUNT(*) AS count, \
-                 MIN(e.time) AS oldest \
-                 FROM bus_deliveries d JOIN bus_events e ON e.seq = d.seq \
-                 WHERE d.status IN ('pending', 'failed') \
-                 GROUP BY d.subscriber, d.status",
-            )
-            .load(conn)
-            .context("read the outbox backlog")
-        })
-        .await?;
-    let now = crate::time::now();
+    // Every registered subscriber is listed, so one whose backlog emptied since the last
+    // scrape reads 0, not its old value.
     let mut lag = 0.0_f64;
-    // Subscribers whose backlog emptied since the last scrape must read 0, not their old value.
-    for subscriber in bus.subscriber_names() {
-        metrics::gauge!("bus_deliveries_pending", "subscriber" => subscriber.clone()).set(0.0);
-        metrics::gauge!("bus_deliveries_dead_lettered", "subscriber" => subscriber).set(0.0);
-    }
-    for row in rows {
+    for row in crate::bus::subscribers::backlog(bus).await? {
         #[allow(clippy::cast_precision_loss)]
-        let count = row.count as f64;
-        if row.status == "pending" {
-            metrics::gauge!("bus_deliveries_pending", "subscriber" => row.subscriber).set(count);
-            if let Some(oldest) = row.oldest {
-                lag = lag.max((now - oldest).as_seconds_f64().max(0.0));
-            }
-        } else {
-            metrics::gauge!("bus_deliveries_dead_lettered", "subscriber" => row.subscriber)
-                .set(count);
-        }
+        let (pending, failed) = (row.pending as f64, row.failed as f64);
+        metrics::gauge!("bus_deliveries_pending", "subscriber" => row.subscriber.clone())
+            .set(pending);
+        metrics::gauge!("bus_deliveries_dead_lettered", "subscriber" => row.subscriber).set(failed);
+        lag = lag.max(row.lag_seconds);
     }
     metrics::gauge!("bus_relay_lag_seconds").set(lag);
     Ok(())

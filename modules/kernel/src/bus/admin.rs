@@ -31,7 +31,9 @@ use crate::{
 
 /// Mounts the operator endpoints (under `/api/v1` by the binary).
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(list_events).service(replay_event);
+    cfg.service(list_events)
+        .service(replay_event)
+        .service(super::subscribers::list_subscribers);
 }
 
 /// An event and how far its deliveries got.

@@ -22,6 +22,7 @@ pub mod nats;
 pub mod relay;
 mod rows;
 pub(crate) mod schema;
+pub mod subscribers;
 
 use std::{
     marker::PhantomData,
