@@ -39,7 +39,7 @@ async fn app_with_a_flaky_subscriber(backend: Backend) -> Option<(TestApp, Arc<A
     let seen = calls.clone();
     let flaky: Arc<dyn Subscriber> =
         bus::on::<ProductCreated, _>(FLAKY, move |_tx, _event, _envelope| {
-            if seen.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            if seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                 anyhow::bail!("{FLAKY_ERROR}");
             }
             Ok(())
