@@ -3,7 +3,8 @@
 // Drives the operator console as an operator would, in headless Chromium: opens
 // /console/#token=TOKEN, sees every module of MODULES (comma-separated) listed and drawn as a
 // node of the SVG map, the bus per subscriber, and a dead letter with its last error; saves the
-// screenshot, then clicks the dead letter's Replay button and waits for it to leave the list.
+// screenshot, then clicks the dead letter's Replay button and waits for it to leave the list;
+// last, forgets the token and signs in again through the paste box.
 // Any page error, console error or Content-Security-Policy violation fails the run. Prints
 // `error: …` (the dead letter's error as shown), `replayed: EVENT_ID` and `screenshot: …` on
 // stdout. Run it through scripts/console-e2e, which installs Chromium and playwright-core.
@@ -72,6 +73,19 @@ await run(
       );
       await row.waitFor({ state: 'detached' });
       await page.locator('#status', { hasText: 'Replayed' }).waitFor();
+    });
+
+    await step('forget the token, then paste it into the form', async () => {
+      await page.locator('#forget').click();
+      await page.locator('#login').waitFor();
+      expect(await page.locator('#bus').isHidden(), 'the bus is still shown without a token');
+      const kept = await page.evaluate(() => sessionStorage.length);
+      expect(kept === 0, `${kept} item(s) left in sessionStorage`);
+      await page.locator('#token').fill(token);
+      await page.locator('#token-form button[type=submit]').click();
+      await page.locator('#bus').waitFor();
+      await page.locator('#subscribers tbody tr').first().waitFor();
+      await page.locator('#no-dead').waitFor();
     });
 
     console.log(`error: ${error}`);
