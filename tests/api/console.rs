@@ -3,68 +3,21 @@
 //! the whole page in a real browser — modules, map, a dead letter replayed with its button
 //! (`scripts/console-e2e`; `TESSERA_SKIP_BROWSER=1` skips that one, and says so).
 
-use std::{
-    collections::BTreeSet,
-    path::Path,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::BTreeSet, path::Path, sync::atomic::Ordering, time::Duration};
 
-use kernel::{
-    auth::Role,
-    bus::{self, Subscriber},
-    db::Backend,
-    http::limits::CONTENT_SECURITY_POLICY,
-};
-use product::api::events::ProductCreated;
+use kernel::{auth::Role, db::Backend, http::limits::CONTENT_SECURITY_POLICY};
 use reqwest::{Method, StatusCode, redirect::Policy};
 use serde_json::Value;
 
 use crate::{
     browser,
+    events::{SWITCH, SWITCH_ERROR, app_with_switch},
     helpers::{TestApp, problem},
 };
 
-const FLAKY: &str = "e2e.flaky_export";
-const FLAKY_ERROR: &str = "the export target refused the connection";
-
-/// An app whose extra subscriber fails the first delivery of every `product.created` and
-/// handles the next one, with one attempt allowed: each new product leaves a dead letter,
-/// which a replay clears.
-async fn app_with_a_flaky_subscriber(backend: Backend) -> Option<(TestApp, Arc<AtomicUsize>)> {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let seen = calls.clone();
-    let flaky: Arc<dyn Subscriber> =
-        bus::on::<ProductCreated, _>(FLAKY, move |_tx, _event, _envelope| {
-            if seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
-                anyhow::bail!("{FLAKY_ERROR}");
-            }
-            Ok(())
-        });
-    let app = TestApp::spawn_full(
-        backend,
-        |s| {
-            s.bus.max_attempts = 1;
-            s.bus.poll_interval_ms = 20;
-        },
-        vec![flaky],
-    )
-    .await?;
-    Some((app, calls))
-}
-
 /// The backlog row of `subscriber` from `GET /api/v1/admin/subscribers`.
 async fn backlog(app: &TestApp, subscriber: &str) -> Value {
-    let response = app
-        .admin(Method::GET, "/api/v1/admin/subscribers")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let list: Value = response.json().await.unwrap();
+    let list = app.admin_json("/api/v1/admin/subscribers").await;
     list["items"]
         .as_array()
         .unwrap()
@@ -74,24 +27,18 @@ async fn backlog(app: &TestApp, subscriber: &str) -> Value {
         .unwrap_or_else(|| panic!("{subscriber} is not listed: {list}"))
 }
 
-/// Polls the dead letters until there are `n`.
-async fn dead_letters(app: &TestApp, n: usize) -> Vec<Value> {
+/// Polls until `subscriber` has `failed` dead letters and nothing pending; returns the dead
+/// letters (deliveries are retried in the background).
+async fn settled(app: &TestApp, subscriber: &str, failed: u64) -> Vec<Value> {
     for _ in 0..200 {
-        let page: Value = app
-            .admin(Method::GET, "/api/v1/admin/events?status=failed")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let items = page["items"].as_array().unwrap();
-        if items.len() == n {
-            return items.clone();
+        let row = backlog(app, subscriber).await;
+        if row["failed"] == failed && row["pending"] == 0 {
+            let page = app.admin_json("/api/v1/admin/events?status=failed").await;
+            return page["items"].as_array().unwrap().clone();
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("never {n} dead letter(s)");
+    panic!("{subscriber} never settled with {failed} dead letter(s)");
 }
 
 #[tokio::test]
@@ -239,32 +186,32 @@ async fn the_console_map_lists_every_module_event_and_subscriber_of_the_build() 
 }
 
 crate::helpers::on_both_backends_with!(
-    app_with_a_flaky_subscriber,
+    app_with_switch,
     each_subscriber_shows_its_pending_and_dead_lettered_deliveries_and_its_lag,
 );
 
 async fn each_subscriber_shows_its_pending_and_dead_lettered_deliveries_and_its_lag(
-    (app, _calls): (TestApp, Arc<AtomicUsize>),
+    (app, switch): (TestApp, std::sync::Arc<crate::events::Switch>),
 ) {
-    let quiet = backlog(&app, FLAKY).await;
+    let quiet = backlog(&app, SWITCH).await;
     assert_eq!(quiet["pending"], 0);
     assert_eq!(quiet["failed"], 0);
     assert_eq!(quiet["lag_seconds"], 0.0);
     assert!(quiet["oldest_pending"].is_null());
 
+    // The switch takes its two attempts and gives up.
     app.create_product("CONSOLE-1", "Kettle", 3000, 10).await;
-    let dead = dead_letters(&app, 1).await;
+    let dead = settled(&app, SWITCH, 1).await;
+    assert_eq!(dead.len(), 1);
     assert!(
         dead[0]["last_error"]
             .as_str()
             .unwrap()
-            .contains(FLAKY_ERROR)
+            .contains(SWITCH_ERROR)
     );
-    let failing = backlog(&app, FLAKY).await;
-    assert_eq!(failing["failed"], 1, "{failing}");
-    assert_eq!(failing["pending"], 0, "{failing}");
 
-    // Replayed, it is handled: nothing waits, nothing failed.
+    // Mended and replayed, it is handled: nothing waits, nothing failed.
+    switch.broken.store(false, Ordering::SeqCst);
     let id = dead[0]["id"].as_str().unwrap();
     let replay = app
         .admin(Method::POST, &format!("/api/v1/admin/events/{id}/replay"))
@@ -272,18 +219,8 @@ async fn each_subscriber_shows_its_pending_and_dead_lettered_deliveries_and_its_
         .await
         .unwrap();
     assert_eq!(replay.status(), StatusCode::ACCEPTED);
-    dead_letters(&app, 0).await;
-    for _ in 0..200 {
-        if backlog(&app, FLAKY).await["pending"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let healed = backlog(&app, FLAKY).await;
-    assert_eq!(
-        (healed["pending"].clone(), healed["failed"].clone()),
-        (0.into(), 0.into())
-    );
+    assert!(settled(&app, SWITCH, 0).await.is_empty());
+    assert_eq!(switch.handled.load(Ordering::SeqCst), 1);
 
     // Only an admin reads it.
     let anonymous = app.get("/api/v1/admin/subscribers").send().await.unwrap();
@@ -302,11 +239,13 @@ async fn the_console_shows_modules_map_and_a_dead_letter_that_replay_clears_in_a
     if browser::skipped("operator console") {
         return;
     }
-    let (app, calls) = app_with_a_flaky_subscriber(Backend::Sqlite).await.unwrap();
+    let (app, switch) = app_with_switch(Backend::Sqlite).await.unwrap();
     app.create_product("CONSOLE-E2E-1", "Console kettle", 3000, 10)
         .await;
-    let dead = dead_letters(&app, 1).await;
+    let dead = settled(&app, SWITCH, 1).await;
     let id = dead[0]["id"].as_str().unwrap().to_owned();
+    // The operator has mended what failed; the dead letter waits for their replay.
+    switch.broken.store(false, Ordering::SeqCst);
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let screenshot = root.join("target/browser/console.png");
@@ -327,19 +266,13 @@ async fn the_console_shows_modules_map_and_a_dead_letter_that_replay_clears_in_a
     assert!(screenshot.is_file(), "{} is missing", screenshot.display());
     assert_eq!(browser::line(&stdout, "replayed"), id);
     assert!(
-        browser::line(&stdout, "error").contains(FLAKY_ERROR),
+        browser::line(&stdout, "error").contains(SWITCH_ERROR),
         "{stdout}"
     );
 
-    // The click really replayed it: handled on the second call, no dead letter left.
-    dead_letters(&app, 0).await;
-    for _ in 0..200 {
-        if calls.load(Ordering::SeqCst) == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // The click really replayed it: handled once, no dead letter left.
+    assert!(settled(&app, SWITCH, 0).await.is_empty());
+    assert_eq!(switch.handled.load(Ordering::SeqCst), 1);
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::copy(&screenshot, root.join("docs/console.png")).unwrap();
     }

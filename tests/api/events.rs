@@ -20,22 +20,28 @@ use serde_json::Value;
 
 use crate::helpers::{TestApp, problem};
 
+/// The name of the [`Switch`] subscriber on the bus, and the error it fails with.
+pub(crate) const SWITCH: &str = "test.switch";
+pub(crate) const SWITCH_ERROR: &str = "the switch is off";
+
 /// A subscriber to `product.created` that fails while `broken` is set.
-struct Switch {
-    broken: AtomicBool,
-    handled: AtomicUsize,
+pub(crate) struct Switch {
+    pub broken: AtomicBool,
+    pub handled: AtomicUsize,
 }
 
-async fn app_with_switch(backend: Backend) -> Option<(TestApp, Arc<Switch>)> {
+/// An app with a [`Switch`] (broken at first) allowed two attempts: each new product leaves a
+/// dead letter until the switch is mended and the event replayed.
+pub(crate) async fn app_with_switch(backend: Backend) -> Option<(TestApp, Arc<Switch>)> {
     let switch = Arc::new(Switch {
         broken: AtomicBool::new(true),
         handled: AtomicUsize::new(0),
     });
     let s = switch.clone();
     let subscriber: Arc<dyn Subscriber> =
-        bus::on::<ProductCreated, _>("test.switch", move |_tx, _event, _envelope| {
+        bus::on::<ProductCreated, _>(SWITCH, move |_tx, _event, _envelope| {
             if s.broken.load(Ordering::SeqCst) {
-                anyhow::bail!("the switch is off");
+                anyhow::bail!("{SWITCH_ERROR}");
             }
             s.handled.fetch_add(1, Ordering::SeqCst);
             Ok(())

@@ -109,6 +109,13 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// GET `path` with an admin token, expecting 200 and a JSON body.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        let response = self.admin(reqwest::Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.unwrap()
+    }
+
     /// A request with an admin token.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
         self.client
