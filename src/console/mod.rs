@@ -1,4 +1,4 @@
-//! The operator console at `/console/`: one page, its script and stylesheet, embedded in the
+//! The operator console at `/console/`: one page, its scripts and stylesheet, embedded in the
 //! binary (nothing is fetched from elsewhere), and the module map as JSON for its diagram.
 //! The page asks for an admin token and reads the bus through the operator API
 //! (`/api/v1/admin/…`); the assets themselves are public, like Swagger UI's. Served in every
@@ -15,12 +15,22 @@ use kernel::error::{ApiError, ErrorKind};
 use crate::module_map::ModuleMap;
 
 /// The page and its assets: path under `/console/`, content type, body.
-const ASSETS: [(&str, &str, &str); 4] = [
+const ASSETS: [(&str, &str, &str); 6] = [
     ("", "text/html; charset=utf-8", include_str!("index.html")),
     (
         "console.js",
         "text/javascript; charset=utf-8",
         include_str!("console.js"),
+    ),
+    (
+        "dom.js",
+        "text/javascript; charset=utf-8",
+        include_str!("dom.js"),
+    ),
+    (
+        "map.js",
+        "text/javascript; charset=utf-8",
+        include_str!("map.js"),
     ),
     (
         "console.css",

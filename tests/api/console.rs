@@ -52,7 +52,7 @@ async fn the_console_page_and_its_assets_are_served_under_the_apis_csp() {
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let html = page.text().await.unwrap();
     // Everything the page runs or wears comes from the server, as files the CSP allows.
-    assert!(html.contains(r#"<script src="console.js" defer></script>"#));
+    assert!(html.contains(r#"<script type="module" src="console.js"></script>"#));
     assert!(html.contains(r#"<link rel="stylesheet" href="console.css">"#));
     assert_eq!(html.matches("<script").count(), 1, "an inline script");
     assert!(
@@ -69,6 +69,8 @@ async fn the_console_page_and_its_assets_are_served_under_the_apis_csp() {
 
     for (path, content_type) in [
         ("/console/console.js", "text/javascript; charset=utf-8"),
+        ("/console/dom.js", "text/javascript; charset=utf-8"),
+        ("/console/map.js", "text/javascript; charset=utf-8"),
         ("/console/console.css", "text/css; charset=utf-8"),
         ("/console/favicon.svg", "image/svg+xml"),
         ("/console/map.json", "application/json"),
