@@ -18,7 +18,6 @@ use std::time::Duration;
 use actix_web::http::header::HeaderMap as ActixHeaders;
 use anyhow::Context as _;
 use opentelemetry::{
-    Context,
     propagation::{Extractor, TextMapPropagator},
     trace::{TraceContextExt, TraceId, TracerProvider as _},
 };
@@ -176,8 +175,9 @@ pub fn in_trace() -> bool {
 
 /// The W3C `traceparent` (and `tracestate`) that continue `span`'s trace, added to the
 /// headers of an outgoing call; nothing when the span is not in a trace.
+#[cfg(feature = "client")]
 pub fn inject(span: &tracing::Span, headers: &mut reqwest::header::HeaderMap) {
-    let context: Context = span.context();
+    let context: opentelemetry::Context = span.context();
     TraceContextPropagator::new()
         .inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
 }
@@ -207,17 +207,25 @@ mod tests {
     }
 
     #[test]
-    fn a_request_span_continues_an_incoming_trace_and_calls_carry_it_on() {
+    fn a_request_span_continues_an_incoming_trace_and_its_children_belong_to_it() {
         with_default(subscriber(), || {
             let span = tracing::info_span!("http.request");
             let trace = continue_trace(&span, &incoming(PARENT)).unwrap();
             assert_eq!(trace.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+            let child = span.in_scope(|| tracing::info_span!("product.get"));
+            assert_eq!(trace_id(&child), Some(trace));
+            assert!(child.in_scope(in_trace));
+        });
+    }
+
+    #[cfg(feature = "client")]
+    #[test]
+    fn an_outgoing_call_carries_the_trace_under_a_span_of_its_own() {
+        with_default(subscriber(), || {
+            let span = tracing::info_span!("http.request");
+            continue_trace(&span, &incoming(PARENT)).unwrap();
             let mut outgoing = reqwest::header::HeaderMap::new();
-            span.in_scope(|| {
-                let call = tracing::info_span!("remote.call");
-                inject(&call, &mut outgoing);
-                assert!(call.in_scope(in_trace));
-            });
+            span.in_scope(|| inject(&tracing::info_span!("remote.call"), &mut outgoing));
             let sent = outgoing["traceparent"].to_str().unwrap();
             assert!(
                 sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -243,14 +251,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn without_an_opentelemetry_layer_nothing_is_traced_or_sent() {
+    async fn without_an_opentelemetry_layer_nothing_is_traced() {
         let span = tracing::info_span!("http.request");
         assert_eq!(continue_trace(&span, &incoming(PARENT)), None);
-        let mut outgoing = reqwest::header::HeaderMap::new();
-        async { inject(&tracing::Span::current(), &mut outgoing) }
-            .instrument(span)
-            .await;
-        assert!(outgoing.is_empty());
-        assert!(!in_trace());
+        assert!(!async { in_trace() }.instrument(span).await);
     }
 }

@@ -222,7 +222,7 @@ impl Remote {
         if let Some(status) = status {
             span.record("http.response.status_code", status);
         }
-        if !status.is_some_and(|s| s < 500) {
+        if status.is_none_or(|s| s >= 500) {
             span.record("otel.status_code", "error");
         }
         result.map_err(|e| self.error(e))
