@@ -93,12 +93,21 @@ pub fn init(settings: &LogSettings, service: &str) -> anyhow::Result<Telemetry> 
             .boxed(),
         LogFormat::Pretty => fmt::layer().compact().with_writer(std::io::stderr).boxed(),
     };
-    let (provider, exporting) = tracer_provider(service)?;
+    // `OTEL_SDK_DISABLED=true` (the standard switch) leaves spans as plain `tracing` spans: no
+    // trace ids, no export, no propagation.
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let (provider, exporting) = if disabled {
+        (SdkTracerProvider::builder().build(), false)
+    } else {
+        tracer_provider(service)?
+    };
     // Traces have their own filter: a quiet log (`warn`) keeps the request spans, and a
     // verbose one (`kernel=debug`) does not turn every relay poll into a trace.
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("tessera"))
-        .with_filter(LevelFilter::INFO);
+    let spans = (!disabled).then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("tessera"))
+            .with_filter(LevelFilter::INFO)
+    });
     drop(
         tracing_subscriber::registry()
             .with(logs.with_filter(filter))
