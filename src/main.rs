@@ -108,7 +108,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = Settings::load()?;
-            kernel::telemetry::init(&settings.log);
+            let _telemetry = kernel::telemetry::init(&settings.log, &service_name())?;
             let (_, applied) = tessera::connect_and_migrate(&settings)?;
             println!("applied {} migration(s)", applied.len());
             for version in applied {
@@ -132,9 +132,18 @@ fn raise_open_file_limit() {
     }
 }
 
+/// The default OpenTelemetry service name (`OTEL_SERVICE_NAME` overrides it): `tessera`, or
+/// `tessera-<module>` for a single-module build.
+fn service_name() -> String {
+    match tessera::module_names().as_slice() {
+        [module] => format!("tessera-{module}"),
+        _ => "tessera".to_owned(),
+    }
+}
+
 fn serve() -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    kernel::telemetry::init(&settings.log);
+    let telemetry = kernel::telemetry::init(&settings.log, &service_name())?;
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,5 +159,8 @@ fn serve() -> anyhow::Result<()> {
             "Tessera listening on {base} (Swagger UI: {base}/swagger-ui/, operator console: {base}/console/)"
         );
         app.run_until_stopped().await.context("server failed")
-    })
+    })?;
+    // The server has drained: send the spans still queued, off the runtime.
+    telemetry.shutdown();
+    Ok(())
 }

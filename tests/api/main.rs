@@ -33,6 +33,7 @@ mod module_map;
 mod not_yours;
 mod openapi;
 mod orders;
+mod otlp;
 mod patients;
 mod payment_faults;
 mod payments;

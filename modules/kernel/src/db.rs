@@ -190,7 +190,17 @@ impl Db {
     {
         let pool = self.pool.clone();
         let writer = self.writer.clone();
-        let span = tracing::Span::current();
+        // In a trace, the work is a span of its own (on the blocking thread, under the
+        // caller's); outside one (the relay's polls) it starts no trace.
+        let span = if crate::telemetry::in_trace() {
+            let system = match self.backend {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgresql",
+            };
+            tracing::info_span!("db", db.system.name = system)
+        } else {
+            tracing::Span::current()
+        };
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _writer = WriterScope::enter(writer);

@@ -1,131 +1,125 @@
-//! The circuit breaker of one neighbour: closed → open after consecutive failures →
-//! half-open after a cooldown (one probe) → closed again or open again.
+//! The circuit breaker of one neighbour, on `failsafe`'s state machine with its
+//! consecutive-failures policy: closed → open after `threshold` failures in a row → half-open
+//! once `cooldown` has passed (calls go through as probes) → closed at the first success, open
+//! again for another cooldown at the first failure. What failsafe does not say — where the
+//! breaker stands and how long it stays open, for `Retry-After` — is read off its
+//! [`Instrument`] callbacks.
 
 use std::{
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-/// Where a [`CircuitBreaker`] stands.
+use failsafe::{
+    Instrument, StateMachine,
+    backoff::{self, Constant},
+    failure_policy::{self, ConsecutiveFailures},
+};
+
+/// Where a neighbour's circuit breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     /// Calls go through; failures are counted.
     Closed,
     /// Calls fail at once until the cooldown has passed.
     Open,
-    /// One probe call is in flight; the others fail at once.
+    /// The cooldown has passed: calls go through, and the first outcome closes or reopens it.
     HalfOpen,
 }
 
+/// The state as failsafe last reported it, and when it last opened.
 #[derive(Debug)]
-enum Inner {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probe_started: Instant },
+struct Watch {
+    state: Mutex<(BreakerState, Instant)>,
 }
 
-/// Closed → open after `threshold` consecutive failures → half-open after `cooldown` (one
-/// probe call admitted) → closed when the probe succeeds, open again when it fails. A probe
-/// that never reports (its caller gave up) is replaced by another after `cooldown`.
-#[derive(Debug)]
-pub struct CircuitBreaker {
-    threshold: u32,
+impl Watch {
+    fn lock(&self) -> MutexGuard<'_, (BreakerState, Instant)> {
+        // Two plain values, always consistent: a poisoned lock is still good.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, state: BreakerState) {
+        let mut guard = self.lock();
+        guard.0 = state;
+        if state == BreakerState::Open {
+            guard.1 = Instant::now();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Watcher(Arc<Watch>);
+
+impl Instrument for Watcher {
+    fn on_call_rejected(&self) {}
+
+    fn on_open(&self) {
+        self.0.set(BreakerState::Open);
+    }
+
+    fn on_half_open(&self) {
+        self.0.set(BreakerState::HalfOpen);
+    }
+
+    fn on_closed(&self) {
+        self.0.set(BreakerState::Closed);
+    }
+}
+
+/// One neighbour's breaker; cheap to clone (clones share the state).
+#[derive(Debug, Clone)]
+pub(super) struct CircuitBreaker {
+    machine: StateMachine<ConsecutiveFailures<Constant>, Watcher>,
+    watch: Arc<Watch>,
     cooldown: Duration,
-    inner: Mutex<Inner>,
-}
-
-/// The breaker's answer to "may I call?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Go ahead.
-    Allowed,
-    /// Go ahead: this call is the half-open probe.
-    Probe,
-    /// Fail fast; the breaker is open (or a probe is in flight) for this much longer.
-    Rejected { retry_after: Duration },
 }
 
 impl CircuitBreaker {
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub(super) fn new(threshold: u32, cooldown: Duration) -> Self {
+        let watch = Arc::new(Watch {
+            state: Mutex::new((BreakerState::Closed, Instant::now())),
+        });
+        let policy =
+            failure_policy::consecutive_failures(threshold.max(1), backoff::constant(cooldown));
         Self {
-            threshold: threshold.max(1),
+            machine: StateMachine::new(policy, Watcher(watch.clone())),
+            watch,
             cooldown,
-            inner: Mutex::new(Inner::Closed { failures: 0 }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // The state is a few plain values, always consistent: a poisoned lock is still good.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    pub(super) fn state(&self) -> BreakerState {
+        self.watch.lock().0
     }
 
-    pub fn state(&self) -> BreakerState {
-        match *self.lock() {
-            Inner::Closed { .. } => BreakerState::Closed,
-            Inner::Open { .. } => BreakerState::Open,
-            Inner::HalfOpen { .. } => BreakerState::HalfOpen,
+    /// `Ok` when a call may go out; otherwise how long the breaker stays open.
+    pub(super) fn admit(&self) -> Result<(), Duration> {
+        if self.machine.is_call_permitted() {
+            Ok(())
+        } else {
+            Err(self.retry_after())
         }
     }
 
-    pub fn admit(&self) -> Admission {
-        self.admit_at(Instant::now())
-    }
-
-    pub fn admit_at(&self, now: Instant) -> Admission {
-        let mut inner = self.lock();
-        match *inner {
-            Inner::Closed { .. } => Admission::Allowed,
-            Inner::Open { until } if now < until => Admission::Rejected {
-                retry_after: until - now,
-            },
-            Inner::HalfOpen { probe_started } if now < probe_started + self.cooldown => {
-                Admission::Rejected {
-                    retry_after: probe_started + self.cooldown - now,
-                }
+    /// How long until the breaker lets a call through again: zero unless it is open.
+    pub(super) fn retry_after(&self) -> Duration {
+        match *self.watch.lock() {
+            (BreakerState::Open, opened) => {
+                (opened + self.cooldown).saturating_duration_since(Instant::now())
             }
-            Inner::Open { .. } | Inner::HalfOpen { .. } => {
-                *inner = Inner::HalfOpen { probe_started: now };
-                Admission::Probe
-            }
+            _ => Duration::ZERO,
         }
     }
 
-    /// How long until the breaker lets a call through again: zero while it is closed.
-    pub fn retry_after(&self) -> Duration {
-        self.retry_after_at(Instant::now())
+    /// The neighbour answered (whatever the status, but 502/503/504).
+    pub(super) fn record_success(&self) {
+        self.machine.on_success();
     }
 
-    pub fn retry_after_at(&self, now: Instant) -> Duration {
-        match *self.lock() {
-            Inner::Closed { .. } => Duration::ZERO,
-            Inner::Open { until } => until.saturating_duration_since(now),
-            Inner::HalfOpen { probe_started } => {
-                (probe_started + self.cooldown).saturating_duration_since(now)
-            }
-        }
-    }
-
-    pub fn record_success(&self) {
-        *self.lock() = Inner::Closed { failures: 0 };
-    }
-
-    pub fn record_failure(&self) {
-        self.record_failure_at(Instant::now());
-    }
-
-    pub fn record_failure_at(&self, now: Instant) {
-        let mut inner = self.lock();
-        let open = Inner::Open {
-            until: now + self.cooldown,
-        };
-        *inner = match *inner {
-            Inner::Closed { failures } if failures + 1 < self.threshold => Inner::Closed {
-                failures: failures + 1,
-            },
-            // A late failure of a call admitted before the breaker opened changes nothing.
-            Inner::Open { until } => Inner::Open { until },
-            _ => open,
-        };
+    /// The neighbour was unavailable: unreachable, too slow, or 502/503/504.
+    pub(super) fn record_failure(&self) {
+        self.machine.on_error();
     }
 }
 
@@ -133,77 +127,46 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
-    fn at(base: Instant, ms: u64) -> Instant {
-        base + Duration::from_millis(ms)
-    }
-
     #[test]
     fn the_breaker_opens_after_n_consecutive_failures_only() {
         let b = CircuitBreaker::new(3, Duration::from_secs(5));
-        let t = Instant::now();
-        b.record_failure_at(t);
-        b.record_failure_at(t);
+        b.record_failure();
+        b.record_failure();
         b.record_success();
-        b.record_failure_at(t);
-        b.record_failure_at(t);
+        b.record_failure();
+        b.record_failure();
         assert_eq!(b.state(), BreakerState::Closed);
-        assert_eq!(b.admit_at(t), Admission::Allowed);
-        b.record_failure_at(t);
+        assert_eq!(b.admit(), Ok(()));
+        b.record_failure();
         assert_eq!(b.state(), BreakerState::Open);
-        assert_eq!(b.retry_after_at(at(t, 1000)), Duration::from_secs(4));
-        assert_eq!(
-            b.admit_at(at(t, 1000)),
-            Admission::Rejected {
-                retry_after: Duration::from_secs(4)
-            }
+        let wait = b.admit().unwrap_err();
+        assert!(
+            wait > Duration::from_secs(4) && wait <= Duration::from_secs(5),
+            "{wait:?}"
         );
+        // A late success of a call sent before it opened does not close it.
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Open);
     }
 
     #[test]
-    fn an_open_breaker_admits_one_probe_after_the_cooldown() {
-        let b = CircuitBreaker::new(1, Duration::from_secs(5));
-        let t = Instant::now();
-        b.record_failure_at(t);
-        assert!(matches!(
-            b.admit_at(at(t, 4999)),
-            Admission::Rejected { .. }
-        ));
-        assert_eq!(b.admit_at(at(t, 5000)), Admission::Probe);
+    fn after_the_cooldown_a_probe_closes_or_reopens_the_breaker() {
+        let b = CircuitBreaker::new(1, Duration::from_millis(30));
+        b.record_failure();
+        assert!(b.admit().is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.admit(), Ok(()));
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        // Only one probe at a time.
-        assert!(matches!(
-            b.admit_at(at(t, 5001)),
-            Admission::Rejected { .. }
-        ));
-        assert_eq!(b.retry_after_at(at(t, 5001)), Duration::from_millis(4999));
+        assert_eq!(b.retry_after(), Duration::ZERO);
+        // The probe fails: open for another cooldown.
+        b.record_failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(b.admit().is_err());
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(b.admit(), Ok(()));
+        // The probe succeeds: closed.
         b.record_success();
         assert_eq!(b.state(), BreakerState::Closed);
-        assert_eq!(b.retry_after_at(at(t, 5002)), Duration::ZERO);
-        assert_eq!(b.admit_at(at(t, 5002)), Admission::Allowed);
-    }
-
-    #[test]
-    fn a_failed_probe_reopens_the_breaker_for_another_cooldown() {
-        let b = CircuitBreaker::new(2, Duration::from_secs(5));
-        let t = Instant::now();
-        b.record_failure_at(t);
-        b.record_failure_at(t);
-        assert_eq!(b.admit_at(at(t, 5000)), Admission::Probe);
-        b.record_failure_at(at(t, 5100));
-        assert_eq!(b.state(), BreakerState::Open);
-        assert!(matches!(
-            b.admit_at(at(t, 10_000)),
-            Admission::Rejected { .. }
-        ));
-        assert_eq!(b.admit_at(at(t, 10_100)), Admission::Probe);
-    }
-
-    #[test]
-    fn a_probe_that_never_reports_is_replaced_after_the_cooldown() {
-        let b = CircuitBreaker::new(1, Duration::from_secs(5));
-        let t = Instant::now();
-        b.record_failure_at(t);
-        assert_eq!(b.admit_at(at(t, 5000)), Admission::Probe);
-        assert_eq!(b.admit_at(at(t, 10_000)), Admission::Probe);
+        assert_eq!(b.admit(), Ok(()));
     }
 }

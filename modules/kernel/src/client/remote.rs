@@ -1,5 +1,5 @@
-//! [`Remote`]: one neighbour's API behind auth, tracing headers, timeouts, retries and the
-//! circuit breaker. This file sends; the policies live in the sibling files.
+//! [`Remote`]: one neighbour's API behind auth, tracing headers, timeouts, retries (`backon`)
+//! and the circuit breaker (`failsafe`, in `breaker`). One attempt is in `attempt`.
 
 use std::{
     fmt,
@@ -8,18 +8,23 @@ use std::{
 };
 
 use anyhow::Context;
+use backon::{ExponentialBuilder, Retryable};
 use tracing::Instrument;
 
 use super::{
-    Admission, Auth, BreakerState, CallContext, CircuitBreaker, Method, Outcome, RemoteConfig,
-    RemoteError, Request, Response, RetryPolicy, error::KEY_IN_FLIGHT, parse_problem,
-    retry::jitter_unit,
+    Auth, BreakerState, CallContext, Method, RemoteConfig, RemoteError, Request, Response,
+    attempt::AttemptError, breaker::CircuitBreaker,
 };
 use crate::{
     auth::{JwtKeys, Role},
     error::Problem,
-    http::middleware::REQUEST_ID_HEADER,
 };
+
+/// The backoff before retry `n` (0-based) of an idempotent call: a random wait in
+/// `[d, 2d]` where `d = min(MAX, MIN · 2ⁿ)` (backon's jitter adds up to `d`), so 25–50 ms,
+/// 50–100 ms, … up to 0.5–1 s.
+const RETRY_MIN_DELAY: Duration = Duration::from_millis(25);
+const RETRY_MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// Lifetime of the cached service token, and how long before its expiry it is replaced.
 const SERVICE_TOKEN_TTL: u64 = 300;
@@ -30,20 +35,21 @@ const ON_BEHALF_TTL: u64 = 60;
 /// Cheap to clone: clones share the connection pool, the token and the breaker.
 #[derive(Clone)]
 pub struct Remote {
-    inner: Arc<RemoteInner>,
+    pub(super) inner: Arc<RemoteInner>,
 }
 
-struct RemoteInner {
+pub(super) struct RemoteInner {
     /// The neighbour's name, for errors and logs (`product`).
-    service: String,
+    pub(super) service: String,
     /// The calling module, subject of the service token (`order`).
-    caller: String,
-    base_url: String,
-    http: reqwest::Client,
-    keys: JwtKeys,
-    token: Mutex<Option<(String, Instant)>>,
-    retry: RetryPolicy,
-    breaker: CircuitBreaker,
+    pub(super) caller: String,
+    pub(super) base_url: String,
+    pub(super) http: reqwest::Client,
+    pub(super) keys: JwtKeys,
+    pub(super) token: Mutex<Option<(String, Instant)>>,
+    /// Extra attempts of an idempotent call.
+    pub(super) retries: u32,
+    pub(super) breaker: CircuitBreaker,
 }
 
 impl fmt::Debug for Remote {
@@ -88,7 +94,7 @@ impl Remote {
                 http,
                 keys,
                 token: Mutex::new(None),
-                retry: RetryPolicy::new(config.retries),
+                retries: config.retries,
                 breaker: CircuitBreaker::new(config.breaker_failures, config.breaker_cooldown),
             }),
         })
@@ -139,7 +145,7 @@ impl Remote {
         }
     }
 
-    fn token(&self, auth: &Auth) -> Result<String, RemoteError> {
+    pub(super) fn token(&self, auth: &Auth) -> Result<String, RemoteError> {
         let inner = &self.inner;
         match auth {
             Auth::OnBehalfOf(p) => inner
@@ -171,19 +177,22 @@ impl Remote {
     /// # Errors
     /// See [`RemoteError`].
     pub async fn send(&self, request: Request) -> Result<Response, RemoteError> {
-        let context = CallContext::current().unwrap_or_default();
-        let request_id = context
-            .request_id
-            .clone()
+        let request_id = CallContext::current()
+            .and_then(|context| context.request_id)
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let method = request.method.to_reqwest();
         let span = tracing::info_span!(
             "remote.call",
-            service = %self.inner.service,
-            method = ?request.method,
-            path = %request.path,
+            otel.name = %format_args!("{method} {}", self.inner.service),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            http.response.status_code = tracing::field::Empty,
+            peer.service = %self.inner.service,
+            url.path = %request.path,
             request_id = %request_id,
         );
-        self.send_with_retries(&request, &context, &request_id)
+        self.send_with_retries(&request, &request_id)
             .instrument(span)
             .await
     }
@@ -191,174 +200,68 @@ impl Remote {
     async fn send_with_retries(
         &self,
         request: &Request,
-        context: &CallContext,
         request_id: &str,
     ) -> Result<Response, RemoteError> {
         let idempotent = request.is_idempotent();
-        let mut attempt = 0;
-        loop {
-            if let Admission::Rejected { retry_after } = self.inner.breaker.admit() {
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(RETRY_MIN_DELAY)
+            .with_max_delay(RETRY_MAX_DELAY)
+            .with_max_times(self.inner.retries as usize)
+            .with_jitter();
+        let result = (|| self.attempt(request, request_id))
+            .retry(backoff)
+            .when(|e: &AttemptError| idempotent && e.is_transient())
+            .notify(|e, delay| tracing::debug!(error = ?e, ?delay, "retrying"))
+            .await;
+        let span = tracing::Span::current();
+        let status = match &result {
+            Ok(response) => Some(response.status),
+            Err(AttemptError::Status { status, .. }) => Some(*status),
+            Err(_) => None,
+        };
+        if let Some(status) = status {
+            span.record("http.response.status_code", status);
+        }
+        if status.is_none_or(|s| s >= 500) {
+            span.record("otel.status_code", "error");
+        }
+        result.map_err(|e| self.error(e))
+    }
+
+    /// What the caller gets for a failed call.
+    fn error(&self, e: AttemptError) -> RemoteError {
+        let service = self.inner.service.clone();
+        match e {
+            AttemptError::Refused(retry_after) => {
                 tracing::warn!(?retry_after, "remote call refused: circuit breaker open");
-                return Err(RemoteError::Unavailable {
-                    service: self.inner.service.clone(),
+                RemoteError::Unavailable {
+                    service,
                     reason: format!(
                         "circuit breaker open (next try in {} ms)",
                         retry_after.as_millis()
                     ),
                     retry_after,
                     problem: None,
-                });
-            }
-            let traceparent = context.child_traceparent();
-            let result = self.attempt(request, request_id, &traceparent).await;
-            let outcome = match &result {
-                Ok(response) => Some(Outcome::Status(response.status)),
-                Err(AttemptError::Transport { outcome, .. }) => Some(*outcome),
-                Err(AttemptError::Status {
-                    status, problem, ..
-                }) => Some(if *status == 409 && problem.code == KEY_IN_FLIGHT {
-                    Outcome::KeyInFlight
-                } else {
-                    Outcome::Status(*status)
-                }),
-                Err(AttemptError::Other(_)) => None,
-            };
-            match outcome {
-                Some(o) if o.is_unavailable() => self.inner.breaker.record_failure(),
-                Some(_) => self.inner.breaker.record_success(),
-                None => {}
-            }
-            if let Some(outcome) = outcome
-                && self.inner.retry.should_retry(idempotent, attempt, outcome)
-            {
-                let delay = self.inner.retry.delay(attempt, jitter_unit());
-                tracing::debug!(?outcome, attempt, ?delay, "retrying");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-                continue;
-            }
-            return match result {
-                Ok(response) => Ok(response),
-                // The reason names the neighbour's address and the OS error: the log keeps
-                // it (with the request id of the span), the caller's answer does not.
-                Err(AttemptError::Transport { reason, .. }) => {
-                    tracing::warn!(%reason, "remote call failed");
-                    Err(self.unavailable(reason, None, None))
                 }
-                Err(AttemptError::Status {
-                    status,
-                    retry_after,
-                    problem,
-                }) if outcome.is_some_and(Outcome::is_unavailable) => {
-                    tracing::warn!(status, detail = %problem.detail, "remote call failed");
-                    let reason = format!("HTTP {status}: {}", problem.detail);
-                    Err(self.unavailable(reason, retry_after, Some(problem)))
-                }
-                Err(AttemptError::Status { problem, .. }) => Err(RemoteError::Problem {
-                    service: self.inner.service.clone(),
-                    problem,
-                }),
-                Err(AttemptError::Other(e)) => Err(RemoteError::Unexpected(e)),
-            };
-        }
-    }
-
-    async fn attempt(
-        &self,
-        request: &Request,
-        request_id: &str,
-        traceparent: &str,
-    ) -> Result<Response, AttemptError> {
-        let inner = &self.inner;
-        let mut url = format!("{}{}", inner.base_url, request.path);
-        if !request.query.is_empty() {
-            let query = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(request.query.iter())
-                .finish();
-            url.push('?');
-            url.push_str(&query);
-        }
-        let token = self.token(&request.auth).map_err(|e| {
-            AttemptError::Other(anyhow::anyhow!("cannot sign a service token: {e}"))
-        })?;
-        let mut builder = inner
-            .http
-            .request(request.method.to_reqwest(), url)
-            .bearer_auth(token)
-            .header(REQUEST_ID_HEADER, request_id)
-            .header("traceparent", traceparent)
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(key) = &request.idempotency_key {
-            builder = builder.header("idempotency-key", key.as_str());
-        }
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        if let Some(body) = &request.body {
-            builder = builder
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
-        let response = builder.send().await.map_err(AttemptError::transport)?;
-        let status = response.status().as_u16();
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let etag = header(reqwest::header::ETAG);
-        let retry_after = header(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.trim().parse().ok())
-            .map(Duration::from_secs);
-        let body = response.bytes().await.map_err(AttemptError::transport)?;
-        if (200..300).contains(&status) {
-            Ok(Response {
-                status,
-                etag,
-                body: body.to_vec(),
-            })
-        } else {
-            Err(AttemptError::Status {
-                status,
+            }
+            // The reason names the neighbour's address and the OS error: the log keeps it
+            // (with the request id of the span), the caller's answer does not.
+            AttemptError::Transport { reason } => {
+                tracing::warn!(%reason, "remote call failed");
+                self.unavailable(reason, None, None)
+            }
+            AttemptError::Status {
+                status: status @ 502..=504,
                 retry_after,
-                problem: Box::new(parse_problem(status, &body)),
-            })
+                problem,
+            } => {
+                tracing::warn!(status, detail = %problem.detail, "remote call failed");
+                let reason = format!("HTTP {status}: {}", problem.detail);
+                self.unavailable(reason, retry_after, Some(problem))
+            }
+            AttemptError::Status { problem, .. } => RemoteError::Problem { service, problem },
+            AttemptError::Other(e) => RemoteError::Unexpected(e),
         }
-    }
-}
-
-enum AttemptError {
-    Transport {
-        outcome: Outcome,
-        reason: String,
-    },
-    Status {
-        status: u16,
-        /// The neighbour's `Retry-After` (seconds), if it sent one.
-        retry_after: Option<Duration>,
-        problem: Box<Problem>,
-    },
-    Other(anyhow::Error),
-}
-
-impl AttemptError {
-    fn transport(e: reqwest::Error) -> Self {
-        let outcome = if e.is_timeout() {
-            Outcome::Timeout
-        } else {
-            Outcome::ConnectError
-        };
-        // The chain names the real cause ("Connection refused") below reqwest's summary.
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            reason.push_str(": ");
-            reason.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::Transport { outcome, reason }
     }
 }
 

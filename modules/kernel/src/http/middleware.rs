@@ -77,31 +77,41 @@ pub async fn request_context(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let request_id = RequestId::from_header(&req);
     req.extensions_mut().insert(request_id.clone());
+    let method = req.method().clone();
+    // The route template (`/api/v1/products/{id}`) names the span and labels the metrics:
+    // raw paths would grow both without bound. Unmatched paths share one label value.
+    let route = req.match_pattern();
     let span = tracing::info_span!(
         "http.request",
-        method = %req.method(),
-        path = %req.path(),
+        otel.name = %route.as_deref().map_or_else(|| method.to_string(), |r| format!("{method} {r}")),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = route.as_deref(),
+        http.response.status_code = tracing::field::Empty,
+        url.path = %req.path(),
         request_id = %request_id.0,
-        traceparent = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        trace_id = tracing::field::Empty,
     );
+    // An incoming W3C `traceparent` makes this span a child of the caller's; the trace id
+    // goes into every log line of the request.
+    if let Some(trace_id) = crate::telemetry::continue_trace(&span, req.headers()) {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
     // No clone of the request may be held here: routing needs it unshared.
     let started = Instant::now();
-    let method = req.method().clone();
 
-    // Calls this request makes to other services carry its id and trace.
+    // Calls this request makes to other services carry its id (and, through the span, its
+    // trace).
     #[cfg(feature = "client")]
     let context = crate::client::CallContext {
         request_id: Some(request_id.0.clone()),
-        traceparent: req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
     };
     let call = AssertUnwindSafe(next.call(req)).catch_unwind();
     #[cfg(feature = "client")]
     let call = context.scope(call);
     let outcome = call.instrument(span.clone()).await;
+    let route = route.as_deref().unwrap_or("unmatched");
     let mut res = match outcome {
         Ok(Ok(res)) => res.map_into_boxed_body(),
         Ok(Err(mut err)) => {
@@ -110,10 +120,11 @@ pub async fn request_context(
             let status = err.as_response_error().status_code();
             crate::metrics::http_request(
                 method.as_str(),
-                "unmatched",
+                route,
                 status.as_u16(),
                 started.elapsed(),
             );
+            record_status(&span, status);
             tracing::warn!(parent: &span, status = status.as_u16(), error = %err, "request failed");
             let id = request_id.0.clone();
             err.add_response_mapper(move |response| finish(response, &id));
@@ -125,6 +136,7 @@ pub async fn request_context(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_owned());
+            record_status(&span, StatusCode::INTERNAL_SERVER_ERROR);
             tracing::error!(parent: &span, panic = %message, "handler panicked");
             // The request went down with the handler; the server renders this error itself.
             return Err(ApiError::new(ErrorKind::Internal, INTERNAL_DETAIL)
@@ -141,11 +153,9 @@ pub async fn request_context(
     }
     let (http_req, response) = res.into_parts();
     res = ServiceResponse::new(http_req, finish(response, &request_id.0));
-    let route = res.request().match_pattern();
     let latency = started.elapsed();
-    // Unmatched paths share one label value: raw paths would grow the series without bound.
-    let route = route.as_deref().unwrap_or("unmatched");
     crate::metrics::http_request(method.as_str(), route, status.as_u16(), latency);
+    record_status(&span, status);
     tracing::info!(
         parent: &span,
         status = status.as_u16(),
@@ -154,6 +164,14 @@ pub async fn request_context(
         "request completed"
     );
     Ok(res)
+}
+
+/// The response status on the request span; a 5xx marks the span as failed.
+fn record_status(span: &tracing::Span, status: StatusCode) {
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "error");
+    }
 }
 
 const INTERNAL_DETAIL: &str = "An unexpected error occurred.";
