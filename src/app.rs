@@ -372,6 +372,7 @@ impl Application {
     /// I/O errors of the server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let relay: Relay = self.bus.start_relay();
+        let trim = tokio::spawn(crate::memory::release_after_start());
         let mut tasks: Vec<_> = self
             .jobs
             .into_iter()
@@ -379,6 +380,7 @@ impl Application {
             .collect();
         tasks.extend(self.background);
         let served = self.server.await;
+        trim.abort();
         let _ = self.stop.send(true);
         for task in tasks {
             let _ = task.await;

@@ -11,6 +11,7 @@ mod docs;
 mod doctor;
 mod health;
 mod inspect;
+mod memory;
 mod module_map;
 mod modules;
 mod wiring;

@@ -92,6 +92,17 @@ impl<T> Lenient<T> {
         }
     }
 
+    /// Feeds freshly read bytes to the decoder while nothing is held back; returns how many
+    /// of them, from the start, it accepted (whole requests, or body bytes).
+    fn accept_fresh(&mut self, fresh: &[u8]) -> usize {
+        self.probe.extend_from_slice(fresh);
+        let mut accepted = 0;
+        while let Ok(Some(_)) = self.decoder.decode(&mut self.probe) {
+            accepted = fresh.len() - self.probe.len();
+        }
+        accepted
+    }
+
     fn give_up(&mut self) {
         self.through = true;
         self.probe.clear();
@@ -139,6 +150,25 @@ impl<T: AsyncRead + Unpin> AsyncRead for Lenient<T> {
             }
             if this.through && this.pending.is_empty() {
                 return Pin::new(&mut this.io).poll_read(cx, buf);
+            }
+            if this.pending.is_empty() {
+                // Nothing held back: read straight into the server's buffer and take back
+                // only what the decoder has not accepted yet (an incomplete or refused head).
+                let before = buf.filled().len();
+                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+                let accepted = this.accept_fresh(&buf.filled()[before..]);
+                let read = buf.filled().len() - before;
+                if accepted == read {
+                    return Poll::Ready(Ok(()));
+                }
+                this.pending
+                    .extend_from_slice(&buf.filled()[before + accepted..]);
+                buf.set_filled(before + accepted);
+                this.judge();
+                if accepted > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
             }
             let mut chunk = [0_u8; 8192];
             let mut read = ReadBuf::new(&mut chunk);
@@ -208,6 +238,43 @@ mod tests {
             .await
             .unwrap();
         read
+    }
+
+    /// What the server reads when a client sends `chunks` one at a time, pausing between
+    /// them, while the server reads: heads and bodies arrive in pieces.
+    async fn server_reads_trickled(chunks: Vec<Vec<u8>>) -> Vec<u8> {
+        let (mut client, server) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            for chunk in chunks {
+                client.write_all(&chunk).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        });
+        let mut read = Vec::new();
+        Lenient::new(server, &ServiceConfig::default())
+            .read_to_end(&mut read)
+            .await
+            .unwrap();
+        writer.await.unwrap();
+        read
+    }
+
+    #[actix_web::test]
+    async fn requests_arriving_in_pieces_reach_the_server_whole_and_mended() {
+        let body = "x".repeat(300) + "GET /caf\u{e9} HTTP/1.1\r\n";
+        let post = format!(
+            "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let tail = b"GET /b/caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\nGET /ok HTTP/1.1\r\n\r\n";
+        let mut sent = post.clone().into_bytes();
+        sent.extend_from_slice(tail);
+        let chunks = sent.chunks(7).map(<[u8]>::to_vec).collect();
+        let mut expected = post.into_bytes();
+        expected.extend_from_slice(
+            b"GET /b/caf%C3%A9 HTTP/1.1\r\nHost: a\r\n\r\nGET /ok HTTP/1.1\r\n\r\n",
+        );
+        assert_eq!(server_reads_trickled(chunks).await, expected);
     }
 
     #[actix_web::test]
