@@ -152,10 +152,15 @@ fn publish(bus: &Bus, db: &Db, subject: &str, n: i64) {
 
 /// Drives the relay step by step until nothing is due, sleeping past backoffs.
 fn drain(bus: &Bus, db: &Db) {
+    drain_as(bus, db, "test-relay");
+}
+
+/// [`drain`] as the relay named `owner`.
+fn drain_as(bus: &Bus, db: &Db, owner: &str) {
     let mut conn = db.get().unwrap();
     let mut idle = 0;
     while idle < 5 {
-        if bus.relay_batch(&mut conn, "test-relay").unwrap() == 0 {
+        if bus.relay_batch(&mut conn, owner).unwrap() == 0 {
             idle += 1;
             std::thread::sleep(Duration::from_millis(10));
         } else {
@@ -388,8 +393,8 @@ async fn two_relays_on_one_database_deliver_each_event_once(env: Env) {
         );
     }
     let (a, b) = (bus_a.clone(), bus_b.clone());
-    let relay_a = tokio::task::spawn_blocking(move || drain(&a, &db_a));
-    let relay_b = tokio::task::spawn_blocking(move || drain(&b, &db_b));
+    let relay_a = tokio::task::spawn_blocking(move || drain_as(&a, &db_a, "relay-a"));
+    let relay_b = tokio::task::spawn_blocking(move || drain_as(&b, &db_b, "relay-b"));
     relay_a.await.unwrap();
     relay_b.await.unwrap();
     let effects = env.effects("test.shared");
