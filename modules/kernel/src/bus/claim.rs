@@ -55,19 +55,26 @@ AND NOT EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber
     AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
 ORDER BY d.seq, d.subscriber LIMIT ?";
 
-/// The candidates above, leased in the same statement. Rows another relay is leasing right
-/// now are skipped, not waited for; PostgreSQL re-checks a locked row's own conditions, so a
-/// row leased and committed meanwhile is left out.
+/// The candidates above, leased in the same statement. The keys held up are found first,
+/// through small partial indexes (live leases; failed deliveries waiting for their retry,
+/// which always carry `last_error`), instead of probing each candidate's history. Rows
+/// another relay is leasing right now are skipped, not waited for; PostgreSQL re-checks a
+/// locked row's own conditions, so a row leased and committed meanwhile is left out.
 const PG_CLAIM: &str = "\
-UPDATE bus_deliveries d SET lease_owner = $1, lease_until = $2 FROM ( \
+WITH held AS MATERIALIZED ( \
+  SELECT h.subscriber, h.subject, MIN(h.seq) AS seq FROM bus_deliveries h \
+  WHERE h.status = 'pending' AND ((h.lease_until IS NOT NULL AND h.lease_until >= $3) \
+      OR (h.last_error IS NOT NULL AND h.next_attempt_at > $3)) \
+  GROUP BY h.subscriber, h.subject), \
+due AS MATERIALIZED ( \
   SELECT c.seq, c.subscriber FROM bus_deliveries c \
   WHERE c.status = 'pending' AND c.next_attempt_at <= $3 \
   AND (c.lease_until IS NULL OR c.lease_until < $3) \
-  AND NOT EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = c.subscriber \
-      AND p.subject = c.subject AND p.status = 'pending' AND p.seq < c.seq \
-      AND (p.next_attempt_at > $3 OR (p.lease_until IS NOT NULL AND p.lease_until >= $3))) \
+  AND NOT EXISTS (SELECT 1 FROM held p WHERE p.subscriber = c.subscriber \
+      AND p.subject = c.subject AND p.seq < c.seq) \
   ORDER BY c.seq, c.subscriber LIMIT $4 \
-  FOR UPDATE OF c SKIP LOCKED) due \
+  FOR UPDATE OF c SKIP LOCKED) \
+UPDATE bus_deliveries d SET lease_owner = $1, lease_until = $2 FROM due \
 WHERE d.seq = due.seq AND d.subscriber = due.subscriber \
 RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject";
 
@@ -78,8 +85,8 @@ RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject";
 /// of its key is ours.
 const PG_GIVE_BACK: &str = "\
 UPDATE bus_deliveries d SET lease_owner = NULL, lease_until = NULL \
-FROM unnest($2::bigint[], $3::text[]) AS won(seq, subscriber) \
-WHERE d.seq = won.seq AND d.subscriber = won.subscriber AND d.lease_owner = $1 \
+WHERE d.seq = ANY($2) AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[])) \
+AND d.lease_owner = $1 \
 AND EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber \
     AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
     AND p.lease_owner IS DISTINCT FROM $1) \

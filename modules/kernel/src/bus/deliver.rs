@@ -196,7 +196,7 @@ impl Bus {
                     // A deadlock or serialization conflict with a concurrent writer is
                     // no fault of the event: go again soon, without counting an attempt.
                     tracing::info!(seq, subscriber, error = %format!("{error:#}"), "delivery hit a transient database conflict; retrying");
-                    self.retry_soon(conn, owner, seq, subscriber)?;
+                    self.retry_soon(conn, owner, seq, subscriber, &error)?;
                     blocked.insert(key);
                 }
                 Err(error) => {
@@ -209,14 +209,20 @@ impl Bus {
         Ok(applied)
     }
 
-    /// Gives a delivery back with a short, jittered delay and no attempt counted.
+    /// Gives a delivery back with a short, jittered delay and no attempt counted. Like every
+    /// delivery set to wait, it carries `last_error` (the claim finds waiting ones by it).
     fn retry_soon(
         &self,
         conn: &mut DbConnection,
         owner: &str,
         seq: i64,
         subscriber: &str,
+        error: &anyhow::Error,
     ) -> anyhow::Result<()> {
+        let message: String = format!("transient database conflict: {error:#}")
+            .chars()
+            .take(2000)
+            .collect();
         let settings = self.settings();
         let delay = super::relay::backoff(settings.backoff_base_ms, settings.backoff_max_ms, 1);
         diesel::update(
@@ -226,6 +232,7 @@ impl Bus {
         )
         .set((
             bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
+            bus_deliveries::last_error.eq(Some(message)),
             bus_deliveries::lease_owner.eq(None::<String>),
             bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
         ))

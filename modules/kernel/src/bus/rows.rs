@@ -127,8 +127,8 @@ pub(crate) fn mark_delivered(
 
 const PG_MARK_DELIVERED: &str = "UPDATE bus_deliveries d SET status = 'delivered', \
     attempts = d.attempts + 1, delivered_at = $1, lease_owner = NULL, lease_until = NULL, \
-    last_error = NULL FROM unnest($2::bigint[], $3::text[]) AS t(seq, subscriber) \
-    WHERE d.seq = t.seq AND d.subscriber = t.subscriber AND d.lease_owner = $4";
+    last_error = NULL WHERE d.seq = ANY($2) AND d.lease_owner = $4 \
+    AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))";
 
 /// Raw SQL is written with `?` placeholders; PostgreSQL wants `$1, $2, …`.
 pub(crate) fn placeholders(conn: &DbConnection, sql: &str) -> String {
