@@ -80,16 +80,20 @@ RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject";
 
 /// After the claim, in a fresh snapshot: gives back every delivery just won that has an
 /// earlier pending delivery of its subscriber and subject not leased to us (another relay
-/// skipped-and-claimed it, or it waits for a retry). Conservative on purpose: whatever the
-/// timing of the other relay's commit, a delivery is only kept when every earlier pending one
-/// of its key is ours.
+/// skipped-and-claimed it, or it waits for a retry); the first such one per key is one
+/// ordered index probe. Conservative on purpose: whatever the timing of the other relay's
+/// commit, a delivery is only kept when every earlier pending one of its key is ours.
 const PG_GIVE_BACK: &str = "\
-UPDATE bus_deliveries d SET lease_owner = NULL, lease_until = NULL \
-WHERE d.seq = ANY($2) AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[])) \
-AND d.lease_owner = $1 \
-AND EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber \
-    AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
-    AND p.lease_owner IS DISTINCT FROM $1) \
+UPDATE bus_deliveries d SET lease_owner = NULL, lease_until = NULL FROM ( \
+  SELECT k.subscriber, k.subject, f.seq FROM ( \
+    SELECT DISTINCT w.subscriber, w.subject FROM bus_deliveries w \
+    WHERE w.seq = ANY($2) AND w.lease_owner = $1) k \
+  CROSS JOIN LATERAL ( \
+    SELECT p.seq FROM bus_deliveries p WHERE p.subscriber = k.subscriber \
+    AND p.subject = k.subject AND p.status = 'pending' AND p.lease_owner IS DISTINCT FROM $1 \
+    ORDER BY p.seq LIMIT 1) f) other \
+WHERE d.seq = ANY($2) AND d.lease_owner = $1 AND d.subscriber = other.subscriber \
+AND d.subject = other.subject AND d.seq > other.seq \
 RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject";
 
 fn claim_pg(
@@ -110,12 +114,12 @@ fn claim_pg(
         return Ok(won);
     }
     won.sort_unstable_by(|a, b| (a.seq, &a.subscriber).cmp(&(b.seq, &b.subscriber)));
-    let (seqs, subscribers): (Vec<i64>, Vec<&str>) =
-        won.iter().map(|c| (c.seq, c.subscriber.as_str())).unzip();
+    // Every lease this relay holds now is one it just won: `owner` names one relay, and
+    // its earlier batches are recorded before it claims again.
+    let seqs: Vec<i64> = won.iter().map(|c| c.seq).collect();
     let given_back: Vec<Claimed> = diesel::sql_query(PG_GIVE_BACK)
         .bind::<Text, _>(owner)
         .bind::<Array<BigInt>, _>(&seqs)
-        .bind::<Array<Text>, _>(&subscribers)
         .load(conn)
         .context("give back deliveries that would overtake")?;
     if !given_back.is_empty() {
