@@ -399,26 +399,7 @@ async fn two_relays_on_one_database_deliver_each_event_once(env: Env) {
     let relay_b = tokio::task::spawn_blocking(move || drain_as(&b, &db_b, "relay-b"));
     relay_a.await.unwrap();
     relay_b.await.unwrap();
-    let effects = env.effects("test.shared");
-    for subject in 0..17 {
-        let order: Vec<i64> = effects
-            .iter()
-            .filter(|(s, _)| *s == format!("s{subject}"))
-            .map(|(_, n)| *n)
-            .collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "s{subject} in order: {order:?}"
-        );
-    }
-    let mut handled: Vec<i64> = effects.into_iter().map(|(_, n)| n).collect();
-    handled.sort_unstable();
-    assert_eq!(handled, (1..=200).collect::<Vec<_>>());
-    assert!(
-        statuses(&env.db)
-            .iter()
-            .all(|(_, status, attempts)| status == "delivered" && *attempts == 1)
-    );
+    assert_each_once_in_subject_order(&env, "test.shared", 200);
 }
 
 async fn a_commit_wakes_the_relay(env: Env) {
@@ -544,27 +525,8 @@ async fn two_running_relays_drain_one_backlog_once_each_and_in_subject_order(env
     }
     relay_a.stop().await;
     relay_b.stop().await;
-    let effects = env.effects("test.backlog");
-    for subject in 0..SUBJECTS {
-        let order: Vec<i64> = effects
-            .iter()
-            .filter(|(s, _)| *s == format!("s{subject}"))
-            .map(|(_, n)| *n)
-            .collect();
-        assert!(
-            order.windows(2).all(|w| w[0] < w[1]),
-            "s{subject} in order: {order:?}"
-        );
-    }
-    let mut handled: Vec<i64> = effects.into_iter().map(|(_, n)| n).collect();
-    handled.sort_unstable();
-    assert_eq!(handled, (1..=EVENTS).collect::<Vec<_>>(), "each event once");
+    assert_each_once_in_subject_order(&env, "test.backlog", EVENTS);
     assert_eq!(inbox_rows(&env.db), EVENTS);
-    assert!(
-        statuses(&env.db)
-            .iter()
-            .all(|(_, status, attempts)| status == "delivered" && *attempts == 1)
-    );
 }
 
 /// On PostgreSQL, a commit in one process wakes the relay of another at once: with a poll
@@ -610,6 +572,30 @@ async fn a_relay_in_another_process_wakes_on_the_commit_not_its_poll() {
             ("a".to_owned(), 2),
             ("a".to_owned(), 3)
         ]
+    );
+}
+
+/// Events `1..=events` each took effect once for `subscriber`, every subject's in order, and
+/// every delivery is recorded delivered at its first attempt.
+fn assert_each_once_in_subject_order(env: &Env, subscriber: &str, events: i64) {
+    let effects = env.effects(subscriber);
+    let mut by_subject: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (subject, n) in &effects {
+        by_subject.entry(subject).or_default().push(*n);
+    }
+    for (subject, order) in by_subject {
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "{subject} in order: {order:?}"
+        );
+    }
+    let mut handled: Vec<i64> = effects.into_iter().map(|(_, n)| n).collect();
+    handled.sort_unstable();
+    assert_eq!(handled, (1..=events).collect::<Vec<_>>(), "each event once");
+    assert!(
+        statuses(&env.db)
+            .iter()
+            .all(|(_, status, attempts)| status == "delivered" && *attempts == 1)
     );
 }
 

@@ -13,14 +13,12 @@
 use std::{collections::HashMap, collections::HashSet, panic::AssertUnwindSafe, sync::Arc};
 
 use anyhow::{Context, anyhow};
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::{
     Bus, Envelope, Published, Subscriber, Tx,
     claim::{Claimed, release_lease},
     rows::{mark_delivered, record_in_inbox, record_many_in_inbox},
-    schema::bus_deliveries,
 };
 use crate::{
     db::{DbConnection, write_tx},
@@ -225,18 +223,16 @@ impl Bus {
             .collect();
         let settings = self.settings();
         let delay = super::relay::backoff(settings.backoff_base_ms, settings.backoff_max_ms, 1);
-        diesel::update(
-            bus_deliveries::table
-                .find((seq, subscriber))
-                .filter(bus_deliveries::lease_owner.eq(owner)),
+        let attempts = super::relay::attempts_of(conn, seq, subscriber)?;
+        super::relay::reschedule(
+            conn,
+            owner,
+            (seq, subscriber),
+            super::DeliveryStatus::Pending,
+            attempts,
+            delay,
+            message,
         )
-        .set((
-            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
-            bus_deliveries::last_error.eq(Some(message)),
-            bus_deliveries::lease_owner.eq(None::<String>),
-            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
         .context("give back a delivery after a transient conflict")?;
         Ok(())
     }

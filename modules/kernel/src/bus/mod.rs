@@ -24,6 +24,7 @@ pub mod forward;
 pub mod nats;
 pub mod relay;
 mod rows;
+pub use rows::DeliveryStatus;
 pub(crate) mod schema;
 mod wake;
 
@@ -40,9 +41,7 @@ use diesel::prelude::*;
 /// The event trait, envelope and catalog are [`kernel_api::event`](mod@kernel_api::event)'s: modules declare their
 /// events in their `-api` crates.
 pub use kernel_api::event::{Envelope, Event, catalog};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use utoipa::ToSchema;
 
 use crate::{
     config::BusSettings,
@@ -371,38 +370,5 @@ impl<'c> Tx<'c> {
             kind: envelope.kind.clone(),
         });
         Ok(())
-    }
-}
-
-/// Where a delivery (one event to one subscriber) stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    /// Waiting for (another) attempt.
-    Pending,
-    /// Handled.
-    Delivered,
-    /// Gave up after the configured attempts; waits for an operator's replay.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// # Errors
-    /// An unknown name.
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "delivered" => Ok(Self::Delivered),
-            "failed" => Ok(Self::Failed),
-            other => bail!("unknown delivery status {other:?}"),
-        }
     }
 }

@@ -172,12 +172,7 @@ impl Bus {
         subscriber: &str,
         error: &anyhow::Error,
     ) -> anyhow::Result<crate::metrics::Delivery> {
-        let attempts: i32 = bus_deliveries::table
-            .find((seq, subscriber))
-            .select(bus_deliveries::attempts)
-            .first(conn)
-            .context("read attempts")?;
-        let attempts = attempts + 1;
+        let attempts = attempts_of(conn, seq, subscriber)? + 1;
         let settings = self.settings();
         let give_up = u32::try_from(attempts).unwrap_or(u32::MAX) >= settings.max_attempts;
         let status = if give_up {
@@ -192,20 +187,15 @@ impl Bus {
         } else {
             tracing::warn!(seq, subscriber, attempts, retry_in_ms = delay.num_milliseconds(), error = %message, "delivery failed; will retry");
         }
-        diesel::update(
-            bus_deliveries::table
-                .find((seq, subscriber))
-                .filter(bus_deliveries::lease_owner.eq(owner)),
+        reschedule(
+            conn,
+            owner,
+            (seq, subscriber),
+            status,
+            attempts,
+            delay,
+            message,
         )
-        .set((
-            bus_deliveries::status.eq(status.as_str()),
-            bus_deliveries::attempts.eq(attempts),
-            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
-            bus_deliveries::last_error.eq(Some(message)),
-            bus_deliveries::lease_owner.eq(None::<String>),
-            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
         .context("record failed delivery")?;
         Ok(if give_up {
             crate::metrics::Delivery::DeadLettered
@@ -213,6 +203,47 @@ impl Bus {
             crate::metrics::Delivery::Failed
         })
     }
+}
+
+/// The attempts counted so far on a delivery.
+pub(crate) fn attempts_of(
+    conn: &mut DbConnection,
+    seq: i64,
+    subscriber: &str,
+) -> anyhow::Result<i32> {
+    bus_deliveries::table
+        .find((seq, subscriber))
+        .select(bus_deliveries::attempts)
+        .first(conn)
+        .context("read attempts")
+}
+
+/// Gives a leased delivery back to wait `delay` from now, with its status, attempts and the
+/// error that sent it back (a waiting delivery always carries one: the claim finds them so).
+pub(crate) fn reschedule(
+    conn: &mut DbConnection,
+    owner: &str,
+    (seq, subscriber): (i64, &str),
+    status: DeliveryStatus,
+    attempts: i32,
+    delay: chrono::Duration,
+    message: String,
+) -> anyhow::Result<()> {
+    diesel::update(
+        bus_deliveries::table
+            .find((seq, subscriber))
+            .filter(bus_deliveries::lease_owner.eq(owner)),
+    )
+    .set((
+        bus_deliveries::status.eq(status.as_str()),
+        bus_deliveries::attempts.eq(attempts),
+        bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
+        bus_deliveries::last_error.eq(Some(message)),
+        bus_deliveries::lease_owner.eq(None::<String>),
+        bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// What one relay turn claimed: how many local deliveries it handled, and the deliveries to

@@ -1,16 +1,20 @@
 //! Rows of the outbox and the inbox, and raw SQL for both databases.
 
-use anyhow::Context;
-use chrono::NaiveDateTime;
 use std::collections::HashSet;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDateTime;
 
 use diesel::{
     prelude::*,
     sql_types::{Array, BigInt, Text, Timestamp},
 };
 
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
 use super::{
-    DeliveryStatus, Envelope,
+    Envelope,
     schema::{bus_deliveries, bus_events, bus_inbox},
 };
 use crate::db::DbConnection;
@@ -188,4 +192,37 @@ pub(crate) fn load_envelopes(
         .into_iter()
         .map(|row| Ok((row.seq, row.into_envelope()?)))
         .collect()
+}
+
+/// Where a delivery (one event to one subscriber) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// Handled.
+    Delivered,
+    /// Gave up after the configured attempts; waits for an operator's replay.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// # Errors
+    /// An unknown name.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "pending" => Ok(Self::Pending),
+            "delivered" => Ok(Self::Delivered),
+            "failed" => Ok(Self::Failed),
+            other => bail!("unknown delivery status {other:?}"),
+        }
+    }
 }
