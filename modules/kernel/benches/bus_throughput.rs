@@ -118,6 +118,14 @@ async fn wait_handled(run: &Run, total: u64) {
     }
 }
 
+/// The 1-minute load average (Linux), so a number from a busy machine says so.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "n/a".into())
+}
+
 fn percentile(sorted: &[u128], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -154,12 +162,13 @@ async fn bench(backend: Backend, events: u64) {
     let mut latencies = run.latencies.lock().unwrap().clone();
     latencies.sort_unstable();
     println!(
-        "{label}: publish {:.0} events/s (100 per tx) | drain {:.0} events/s ({events} events) | commit→handler p50 {:.2} ms, p99 {:.2} ms ({} paced events)",
+        "{label}: publish {:.0} events/s (100 per tx) | drain {:.0} events/s ({events} events) | commit→handler p50 {:.2} ms, p99 {:.2} ms ({} paced events) | load average {}",
         events as f64 / publish_secs,
         events as f64 / drain_secs,
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.99),
         latencies.len(),
+        load_average(),
     );
 }
 

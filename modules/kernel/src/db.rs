@@ -169,6 +169,17 @@ impl Db {
         )
     }
 
+    /// A connection of its own, outside the pool, for a session that lives as long as its
+    /// user (the bus's `LISTEN`).
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub fn open_unpooled(&self) -> anyhow::Result<DbConnection> {
+        self.manager
+            .open()
+            .map_err(|e| anyhow!("cannot connect to the database: {e}"))
+    }
+
     /// A connection for blocking code (CLI commands, tests, start-up).
     ///
     /// # Errors

@@ -228,28 +228,24 @@ impl Bus {
     ) -> anyhow::Result<Vec<(String, crate::metrics::Delivery)>> {
         let now = crate::time::now();
         let mut counts = Vec::new();
-        for c in &outcome.delivered {
-            let recorded = diesel::update(
-                bus_deliveries::table
-                    .find((c.seq, &c.subscriber))
-                    .filter(bus_deliveries::lease_owner.eq(owner)),
-            )
-            .set((
-                bus_deliveries::status.eq(DeliveryStatus::Delivered.as_str()),
-                bus_deliveries::attempts.eq(bus_deliveries::attempts + 1),
-                bus_deliveries::delivered_at.eq(now),
-                bus_deliveries::lease_owner.eq(None::<String>),
-                bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-                bus_deliveries::last_error.eq(None::<String>),
-            ))
-            .execute(conn)
-            .context("record forwarded delivery")?;
-            if recorded == 0 {
-                // Another relay took it over and forwards it again; the broker drops the
-                // duplicate by event id.
-                tracing::warn!(seq = c.seq, subscriber = %c.subscriber, "lease lost after forwarding");
+        if !outcome.delivered.is_empty() {
+            let keys: Vec<(i64, &str)> = outcome
+                .delivered
+                .iter()
+                .map(|c| (c.seq, c.subscriber.as_str()))
+                .collect();
+            let recorded = super::rows::mark_delivered(conn, owner, &keys)?;
+            if recorded < keys.len() {
+                // Another relay took them over and forwards them again; the broker drops the
+                // duplicates by event id.
+                tracing::warn!(lost = keys.len() - recorded, "leases lost after forwarding");
             }
-            counts.push((c.subscriber.clone(), crate::metrics::Delivery::Delivered));
+            counts.extend(
+                outcome
+                    .delivered
+                    .iter()
+                    .map(|c| (c.subscriber.clone(), crate::metrics::Delivery::Delivered)),
+            );
         }
         for (c, error) in &outcome.rejected {
             let delivery = self.record_failure(conn, owner, c.seq, &c.subscriber, error)?;

@@ -4,12 +4,14 @@
 //!   module's state ([`Bus::write`]): the event row and one delivery row per interested
 //!   subscriber are written in that same transaction, so a rolled-back change publishes
 //!   nothing and a committed one cannot lose its events.
-//! - **Delivery** is at-least-once, by the [`relay`], woken by the commit (polling is the
-//!   fallback). Each (event, subscriber) pair has its own state, so one failing subscriber
+//! - **Delivery** is at-least-once, by the [`relay`], woken by the commit (in other processes
+//!   too, on PostgreSQL; polling is the fallback). Each (event, subscriber) pair has its own state, so one failing subscriber
 //!   neither blocks nor repeats the others. Events with the same `subject` reach a subscriber
 //!   in publication order.
 //! - **Handling** runs inside a transaction that also writes the inbox record and marks the
-//!   delivery done, so a redelivery after a crash has no second effect.
+//!   delivery done, so a redelivery after a crash has no second effect. A batch of deliveries
+//!   shares one transaction; one failing handler sends the batch down a savepoint-per-delivery
+//!   path, so only it is retried.
 //! - **Failures** retry with exponential backoff and jitter, then the delivery is `failed`
 //!   (a dead letter) until an operator replays it ([`admin`]).
 //! - **Forwarding** to a broker (NATS, [`nats`]) happens outside any transaction, and a broker
@@ -17,12 +19,15 @@
 
 pub mod admin;
 mod claim;
+mod deliver;
 pub mod forward;
 pub mod nats;
 pub mod relay;
 mod rows;
+pub use rows::DeliveryStatus;
 pub(crate) mod schema;
 pub mod subscribers;
+mod wake;
 
 use std::{
     marker::PhantomData,
@@ -37,9 +42,7 @@ use diesel::prelude::*;
 /// The event trait, envelope and catalog are [`kernel_api::event`](mod@kernel_api::event)'s: modules declare their
 /// events in their `-api` crates.
 pub use kernel_api::event::{Envelope, Event, catalog};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use utoipa::ToSchema;
 
 use crate::{
     config::BusSettings,
@@ -139,6 +142,8 @@ struct Inner {
     relay_beat: AtomicU64,
     /// How forwarding to the broker goes (for readiness and the relay's waiting).
     broker: std::sync::Mutex<forward::BrokerState>,
+    /// PostgreSQL: signals the thread that notifies other processes' relays ([`wake`]).
+    signal: std::sync::OnceLock<std::sync::mpsc::SyncSender<()>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -159,6 +164,7 @@ impl Bus {
                 wake: Notify::new(),
                 relay_beat: AtomicU64::new(0),
                 broker: std::sync::Mutex::new(forward::BrokerState::default()),
+                signal: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -279,6 +285,7 @@ impl Bus {
         });
         if deliverable {
             self.wake_relay();
+            self.signal_other_processes();
         }
     }
 }
@@ -364,38 +371,5 @@ impl<'c> Tx<'c> {
             kind: envelope.kind.clone(),
         });
         Ok(())
-    }
-}
-
-/// Where a delivery (one event to one subscriber) stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryStatus {
-    /// Waiting for (another) attempt.
-    Pending,
-    /// Handled.
-    Delivered,
-    /// Gave up after the configured attempts; waits for an operator's replay.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// # Errors
-    /// An unknown name.
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "pending" => Ok(Self::Pending),
-            "delivered" => Ok(Self::Delivered),
-            "failed" => Ok(Self::Failed),
-            other => bail!("unknown delivery status {other:?}"),
-        }
     }
 }

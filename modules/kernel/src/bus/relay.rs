@@ -1,15 +1,16 @@
-//! The relay: claims due deliveries with a lease, hands each to its subscriber inside a
-//! transaction with the inbox record, and records the outcome.
+//! The relay: claims due deliveries with a lease, hands a batch to its subscribers inside
+//! one transaction with the inbox records ([`super::deliver`]), and records the outcome.
 //!
-//! Claims are leases (`lease_owner`, `lease_until`) taken with a conditional `UPDATE`, so two
-//! relays on one database never hold the same delivery, and a delivery claimed by a process
-//! that died is taken over when its lease runs out. A delivery is only claimed when no
-//! earlier delivery of the same subject to the same subscriber is still pending, which keeps
-//! per-subject order.
+//! Claims are leases (`lease_owner`, `lease_until`) taken with a conditional `UPDATE`
+//! ([`super::claim`]), so two relays on one database never hold the same delivery, and a
+//! delivery claimed by a process that died is taken over when its lease runs out. A delivery
+//! is only kept when no earlier delivery of the same subject to the same subscriber is still
+//! pending elsewhere, which keeps per-subject order. The relay wakes on this process's commits
+//! and, on PostgreSQL, on other processes' ([`super::wake`]); the poll is the fallback.
 
-use std::{collections::HashSet, panic::AssertUnwindSafe, time::Duration};
+use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use tokio::{sync::watch, task::JoinHandle};
@@ -18,7 +19,7 @@ use uuid::Uuid;
 pub use super::claim::Claimed;
 pub(crate) use super::rows::{EventRow, placeholders, record_in_inbox};
 use super::{
-    Bus, DeliveryStatus, Envelope, Tx, claim::release_lease, rows::load_envelopes,
+    Bus, DeliveryStatus, Envelope, claim::release_lease, rows::load_envelopes,
     schema::bus_deliveries,
 };
 use crate::db::{DbConnection, write_tx};
@@ -46,6 +47,7 @@ impl Bus {
         let owner = Uuid::now_v7().to_string();
         // Alive from now, so readiness does not flap before the task's first turn.
         self.relay_beat(true);
+        self.listen_for_other_processes();
         let task = tokio::spawn(async move {
             let poll = Duration::from_millis(bus.settings().poll_interval_ms.max(1));
             tracing::info!(relay = %owner, subscribers = ?bus.subscriber_names(), "event relay started");
@@ -92,8 +94,9 @@ impl Bus {
         Ok(claimed)
     }
 
-    /// Claims up to `batch_size` due deliveries for `owner` and applies those of local
-    /// subscribers, returning how many it applied or recorded as failed. Public so tests and
+    /// Claims up to `batch_size` due deliveries for `owner` (one relay's own name, see
+    /// [`Bus::claim`]) and applies those of local subscribers, returning how many it applied
+    /// or recorded as failed. Public so tests and
     /// tools can drive the relay step by step. Deliveries to a broker need the executor
     /// ([`Bus::relay_once`]); here they are given back untouched.
     ///
@@ -113,16 +116,16 @@ impl Bus {
         Ok(batch.local)
     }
 
-    /// Claims due deliveries and applies the local ones in one transaction, each inside its
-    /// own savepoint: a failing handler rolls back only its own work, and the batch costs one
-    /// commit. Deliveries to a forwarder stay leased and are returned with their events.
+    /// Claims due deliveries and applies the local ones in one transaction
+    /// ([`super::deliver`]). Deliveries to a forwarder stay leased and are returned with
+    /// their events.
     fn relay_local(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Batch> {
         let claimed = self.claim(conn, owner)?;
         if claimed.is_empty() {
             return Ok(Batch::default());
         }
         let seqs: Vec<i64> = claimed.iter().map(|c| c.seq).collect();
-        let mut envelopes = load_envelopes(conn, &seqs)?;
+        let envelopes = load_envelopes(conn, &seqs)?;
         let (forwards, claimed): (Vec<Claimed>, Vec<Claimed>) = claimed
             .into_iter()
             .partition(|c| self.is_forwarder(&c.subscriber) && envelopes.contains_key(&c.seq));
@@ -136,145 +139,29 @@ impl Bus {
         if claimed.is_empty() {
             return Ok(Batch { local: 0, forwards });
         }
-        envelopes.retain(|seq, _| claimed.iter().any(|c| c.seq == *seq));
-        let mut published = Vec::new();
-        // (subscriber, outcome) of each delivery, counted in the metrics after the commit.
-        let mut outcomes: Vec<(&str, crate::metrics::Delivery)> = Vec::new();
-        write_tx(conn, |conn| {
-            // After a failure, later events of the same subject wait for the failed one.
-            let mut blocked: HashSet<(&str, &str)> = HashSet::new();
-            for c in &claimed {
-                let (seq, subscriber) = (c.seq, c.subscriber.as_str());
-                let key = (subscriber, c.subject.as_str());
-                if blocked.contains(&key) {
-                    release_lease(conn, owner, seq, subscriber)?;
-                    continue;
-                }
-                let outcome = match envelopes.get(&seq) {
-                    Some(envelope) => conn.transaction(|conn| {
-                        self.handle_one(conn, owner, seq, subscriber, envelope)
-                    }),
-                    None => Err(anyhow!("event #{seq} is missing from the outbox")),
-                };
-                match outcome {
-                    Ok(mut more) => {
-                        published.append(&mut more);
-                        outcomes.push((subscriber, crate::metrics::Delivery::Delivered));
-                    }
-                    Err(e) if e.is::<LeaseLost>() => {
-                        tracing::warn!(
-                            seq,
-                            subscriber,
-                            "lease lost before the delivery was recorded"
-                        );
-                        blocked.insert(key);
-                    }
-                    Err(error) if crate::db::is_retryable(&error) => {
-                        // A deadlock or serialization conflict with a concurrent writer is
-                        // no fault of the event: go again soon, without counting an attempt.
-                        tracing::info!(seq, subscriber, error = %format!("{error:#}"), "delivery hit a transient database conflict; retrying");
-                        self.retry_soon(conn, owner, seq, subscriber)?;
-                        blocked.insert(key);
-                    }
-                    Err(error) => {
-                        let outcome = self.record_failure(conn, owner, seq, subscriber, &error)?;
-                        outcomes.push((subscriber, outcome));
-                        blocked.insert(key);
-                    }
-                }
+        let applied = self.apply(conn, owner, &claimed, &envelopes)?;
+        // One counter update per (subscriber, outcome), not per delivery.
+        let mut counts: Vec<(&str, crate::metrics::Delivery, u64)> = Vec::new();
+        for (subscriber, outcome) in &applied.outcomes {
+            match counts
+                .iter_mut()
+                .find(|(s, o, _)| s == subscriber && o == outcome)
+            {
+                Some(count) => count.2 += 1,
+                None => counts.push((subscriber, *outcome, 1)),
             }
-            Ok::<_, anyhow::Error>(())
-        })?;
-        for (subscriber, outcome) in outcomes {
-            crate::metrics::deliveries(subscriber, outcome, 1);
         }
-        if !published.is_empty() {
-            crate::metrics::events_published(&published);
-            self.wake_relay_for(&published);
+        for (subscriber, outcome, n) in counts {
+            crate::metrics::deliveries(subscriber, outcome, n);
+        }
+        if !applied.published.is_empty() {
+            crate::metrics::events_published(&applied.published);
+            self.wake_relay_for(&applied.published);
         }
         Ok(Batch {
             local: claimed.len(),
             forwards,
         })
-    }
-
-    /// Gives a delivery back with a short, jittered delay and no attempt counted.
-    fn retry_soon(
-        &self,
-        conn: &mut DbConnection,
-        owner: &str,
-        seq: i64,
-        subscriber: &str,
-    ) -> anyhow::Result<()> {
-        let settings = self.settings();
-        let delay = backoff(settings.backoff_base_ms, settings.backoff_max_ms, 1);
-        diesel::update(
-            bus_deliveries::table
-                .find((seq, subscriber))
-                .filter(bus_deliveries::lease_owner.eq(owner)),
-        )
-        .set((
-            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
-            bus_deliveries::lease_owner.eq(None::<String>),
-            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
-        .context("give back a delivery after a transient conflict")?;
-        Ok(())
-    }
-
-    /// Inside the batch transaction: applies one delivery (unless the inbox says it was
-    /// applied before) and records it, returning the events the handler published.
-    fn handle_one(
-        &self,
-        conn: &mut DbConnection,
-        owner: &str,
-        seq: i64,
-        subscriber_name: &str,
-        envelope: &Envelope,
-    ) -> anyhow::Result<Vec<super::Published>> {
-        let subscriber = self.subscriber(subscriber_name).ok_or_else(|| {
-            anyhow!("no subscriber named {subscriber_name:?} is registered in this process")
-        })?;
-        let span = tracing::debug_span!(
-            "bus.deliver",
-            event.id = %envelope.id,
-            event.type = %envelope.kind,
-            subscriber = subscriber_name,
-        );
-        let _entered = span.enter();
-        let first_time = record_in_inbox(conn, subscriber_name, envelope)?;
-        let mut published = Vec::new();
-        if first_time {
-            let mut tx = Tx {
-                conn,
-                bus: self,
-                published: Vec::new(),
-            };
-            std::panic::catch_unwind(AssertUnwindSafe(|| subscriber.handle(&mut tx, envelope)))
-                .map_err(|panic| anyhow!("handler panicked: {}", panic_message(&panic)))??;
-            published = std::mem::take(&mut tx.published);
-        }
-        let recorded = diesel::update(
-            bus_deliveries::table
-                .find((seq, subscriber_name))
-                .filter(bus_deliveries::lease_owner.eq(owner)),
-        )
-        .set((
-            bus_deliveries::status.eq(DeliveryStatus::Delivered.as_str()),
-            bus_deliveries::attempts.eq(bus_deliveries::attempts + 1),
-            bus_deliveries::delivered_at.eq(crate::time::now()),
-            bus_deliveries::lease_owner.eq(None::<String>),
-            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-            bus_deliveries::last_error.eq(None::<String>),
-        ))
-        .execute(conn)
-        .context("record delivery")?;
-        if recorded == 0 {
-            // Someone else owns it now; undo the handling so it happens exactly once.
-            return Err(LeaseLost.into());
-        }
-        Ok(published)
     }
 
     pub(crate) fn record_failure(
@@ -285,12 +172,7 @@ impl Bus {
         subscriber: &str,
         error: &anyhow::Error,
     ) -> anyhow::Result<crate::metrics::Delivery> {
-        let attempts: i32 = bus_deliveries::table
-            .find((seq, subscriber))
-            .select(bus_deliveries::attempts)
-            .first(conn)
-            .context("read attempts")?;
-        let attempts = attempts + 1;
+        let attempts = attempts_of(conn, seq, subscriber)? + 1;
         let settings = self.settings();
         let give_up = u32::try_from(attempts).unwrap_or(u32::MAX) >= settings.max_attempts;
         let status = if give_up {
@@ -305,20 +187,15 @@ impl Bus {
         } else {
             tracing::warn!(seq, subscriber, attempts, retry_in_ms = delay.num_milliseconds(), error = %message, "delivery failed; will retry");
         }
-        diesel::update(
-            bus_deliveries::table
-                .find((seq, subscriber))
-                .filter(bus_deliveries::lease_owner.eq(owner)),
+        reschedule(
+            conn,
+            owner,
+            (seq, subscriber),
+            status,
+            attempts,
+            delay,
+            message,
         )
-        .set((
-            bus_deliveries::status.eq(status.as_str()),
-            bus_deliveries::attempts.eq(attempts),
-            bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
-            bus_deliveries::last_error.eq(Some(message)),
-            bus_deliveries::lease_owner.eq(None::<String>),
-            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)
         .context("record failed delivery")?;
         Ok(if give_up {
             crate::metrics::Delivery::DeadLettered
@@ -328,9 +205,46 @@ impl Bus {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("the delivery's lease was lost")]
-struct LeaseLost;
+/// The attempts counted so far on a delivery.
+pub(crate) fn attempts_of(
+    conn: &mut DbConnection,
+    seq: i64,
+    subscriber: &str,
+) -> anyhow::Result<i32> {
+    bus_deliveries::table
+        .find((seq, subscriber))
+        .select(bus_deliveries::attempts)
+        .first(conn)
+        .context("read attempts")
+}
+
+/// Gives a leased delivery back to wait `delay` from now, with its status, attempts and the
+/// error that sent it back (a waiting delivery always carries one: the claim finds them so).
+pub(crate) fn reschedule(
+    conn: &mut DbConnection,
+    owner: &str,
+    (seq, subscriber): (i64, &str),
+    status: DeliveryStatus,
+    attempts: i32,
+    delay: chrono::Duration,
+    message: String,
+) -> anyhow::Result<()> {
+    diesel::update(
+        bus_deliveries::table
+            .find((seq, subscriber))
+            .filter(bus_deliveries::lease_owner.eq(owner)),
+    )
+    .set((
+        bus_deliveries::status.eq(status.as_str()),
+        bus_deliveries::attempts.eq(attempts),
+        bus_deliveries::next_attempt_at.eq(crate::time::now() + delay),
+        bus_deliveries::last_error.eq(Some(message)),
+        bus_deliveries::lease_owner.eq(None::<String>),
+        bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
 
 /// What one relay turn claimed: how many local deliveries it handled, and the deliveries to
 /// forward (still leased), with their events.
@@ -350,14 +264,6 @@ pub(crate) fn backoff(base_ms: u64, max_ms: u64, attempt: i32) -> chrono::Durati
     let random = (Uuid::new_v4().as_u128() % 1_000_000) as u64;
     let ms = ceiling / 2 + ceiling / 2 * random / 1_000_000;
     chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
 }
 
 #[cfg(test)]
