@@ -96,7 +96,7 @@ pub(crate) async fn in_one_commit(
 ) -> Result<Order, OrderError> {
     let lines = intent.lines()?;
     let (s, p) = (store.clone(), products.clone());
-    let order = store
+    store
         .db()
         .unit(move || {
             let (store, products, intent, lines) =
@@ -111,10 +111,7 @@ pub(crate) async fn in_one_commit(
                 store.write(move |s, c| s.insert_placed(c, &draft)).await
             }
         })
-        .await?;
-    // The events committed with the unit; the relay was woken before the commit.
-    store.bus.wake_relay();
-    Ok(order)
+        .await
 }
 
 /// Places the order in committed steps around a reservation made over the network.
