@@ -246,3 +246,7 @@ pub(super) fn active() -> bool {
 pub(super) fn doom() {
     DOOMED.with(|d| d.set(true));
 }
+
+#[cfg(test)]
+#[path = "unit_tests.rs"]
+mod tests;
