@@ -190,21 +190,23 @@ mod in_steps {
     }
 
     async fn an_order_refused_after_reserving_in_steps_gives_its_stock_back(f: Fixture) {
-        let tea = f.product_in("TEA", 250, "EUR", 10).await;
-        let mug = f.product_in("MUG", 900, "USD", 10).await;
-        let err = f
-            .place(&customer("alice"), &[(&tea, 1), (&mug, 2)])
-            .await
-            .unwrap_err();
-        assert_mixed_currencies(&err);
-        assert_eq!((f.available(&tea).await, f.available(&mug).await), (10, 10));
+        refuse_mixed_currencies(&f).await;
         assert_eq!(count(&f.db, "SELECT COUNT(*) AS n FROM orders"), 0);
         let released = "SELECT COUNT(*) AS n FROM product_reservations WHERE status = 'released'";
         assert_eq!(count(&f.product_db, released), 1);
     }
 }
 
-fn assert_mixed_currencies(err: &OrderError) {
+/// Orders a product priced in EUR with one priced in USD: refused as a 422 naming the items
+/// (found once product has taken the stock and said the prices), and every unit available
+/// again. Returns the EUR product.
+async fn refuse_mixed_currencies(f: &Fixture) -> Product {
+    let tea = f.product_in("TEA", 250, "EUR", 10).await;
+    let mug = f.product_in("MUG", 900, "USD", 10).await;
+    let err = f
+        .place(&customer("alice"), &[(&tea, 1), (&mug, 2)])
+        .await
+        .unwrap_err();
     match err {
         OrderError::Invalid(fields) => {
             assert_eq!(fields.len(), 1, "{fields:?}");
@@ -213,6 +215,8 @@ fn assert_mixed_currencies(err: &OrderError) {
         }
         other => panic!("expected a 422 naming the items, got {other:?}"),
     }
+    assert_eq!((f.available(&tea).await, f.available(&mug).await), (10, 10));
+    tea
 }
 
 #[derive(diesel::QueryableByName)]
@@ -235,14 +239,7 @@ fn count(db: &Db, sql: &str) -> i64 {
 async fn an_order_refused_after_its_stock_was_taken_leaves_no_order_no_reservation_and_no_event(
     f: Fixture,
 ) {
-    let tea = f.product_in("TEA", 250, "EUR", 10).await;
-    let mug = f.product_in("MUG", 900, "USD", 10).await;
-    let err = f
-        .place(&customer("alice"), &[(&tea, 1), (&mug, 2)])
-        .await
-        .unwrap_err();
-    assert_mixed_currencies(&err);
-    assert_eq!((f.available(&tea).await, f.available(&mug).await), (10, 10));
+    let tea = refuse_mixed_currencies(&f).await;
     assert_eq!(count(&f.db, "SELECT COUNT(*) AS n FROM orders"), 0);
     assert_eq!(count(&f.db, "SELECT COUNT(*) AS n FROM order_items"), 0);
     let reservations = "SELECT COUNT(*) AS n FROM product_reservations";

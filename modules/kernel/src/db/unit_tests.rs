@@ -10,6 +10,13 @@ use crate::{
     testing::TestDatabase,
 };
 
+/// A fresh database of `backend` with table `n`, or `None` when that backend is not at hand.
+fn fresh(backend: Backend) -> Option<(TestDatabase, Db)> {
+    let database = TestDatabase::new(backend)?;
+    let db = open(&database);
+    Some((database, db))
+}
+
 fn open(database: &TestDatabase) -> Db {
     let db = Db::connect(&database.settings()).unwrap();
     db.get()
@@ -51,10 +58,9 @@ async fn both(test: impl AsyncFn(Backend)) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unit_commits_every_joined_write_at_once_or_none_of_them() {
     both(async |backend| {
-        let Some(database) = TestDatabase::new(backend) else {
+        let Some((_database, db)) = fresh(backend) else {
             return;
         };
-        let db = open(&database);
         let (a, b) = (db.clone(), db.clone());
         let seen_inside = db
             .unit(move || {
@@ -93,10 +99,9 @@ async fn a_unit_commits_every_joined_write_at_once_or_none_of_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_inside_a_unit_that_goes_on_still_rolls_it_back() {
     both(async |backend| {
-        let Some(database) = TestDatabase::new(backend) else {
+        let Some((_database, db)) = fresh(backend) else {
             return;
         };
-        let db = open(&database);
         let d = db.clone();
         let outcome: anyhow::Result<()> = db
             .unit(move || {
@@ -126,10 +131,9 @@ async fn a_failed_write_inside_a_unit_that_goes_on_still_rolls_it_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_unit_leaves_nothing_and_frees_the_writer_for_the_next() {
     both(async |backend| {
-        let Some(database) = TestDatabase::new(backend) else {
+        let Some((_database, db)) = fresh(backend) else {
             return;
         };
-        let db = open(&database);
         let d = db.clone();
         let outcome: anyhow::Result<()> = db
             .unit(move || {
