@@ -3,8 +3,9 @@
 //!
 //! This file holds the connection type and the [`Db`] handle every store uses; the rest is
 //! one concern a file: opening connections (`connect`), write transactions and SQLite's
-//! writer queue (`writer`), migrations (`migrate`), retrying lost lock conflicts (`retry`),
-//! running a module's store on the blocking pool (`blocking`), and keyset pages (`page`).
+//! writer queue (`writer`), one transaction across modules' stores (`unit`), migrations
+//! (`migrate`), retrying lost lock conflicts (`retry`), running a module's store on the
+//! blocking pool (`blocking`), and keyset pages (`page`).
 
 use std::{
     sync::{Arc, Mutex},
@@ -29,13 +30,15 @@ mod connect;
 mod migrate;
 mod page;
 mod retry;
+mod unit;
 mod writer;
 
 pub use blocking::BlockingStore;
 pub use connect::{DbManager, DbTarget, redact_url};
 pub use page::{KeysetPage, page_total};
 pub use retry::{
-    CONFLICT_ATTEMPTS, Retryable, is_retryable, is_retryable_db_error, retry_on_conflict,
+    CONFLICT_ATTEMPTS, Retryable, in_transaction, is_retryable, is_retryable_db_error,
+    retry_on_conflict,
 };
 use writer::WriterScope;
 pub use writer::write_tx;
@@ -88,6 +91,9 @@ pub struct Db {
     /// growing steps and made the write tail ~100 ms under load). Other processes on the same
     /// file are still kept apart by SQLite's own lock and `busy_timeout`.
     writer: Option<Arc<Mutex<()>>>,
+    /// Which modules join units of work on this database; its address is the database's
+    /// identity for units (`unit`).
+    members: Arc<unit::Members>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +158,7 @@ impl Db {
             manager,
             backend,
             writer,
+            members: Arc::default(),
         })
     }
 
@@ -199,6 +206,11 @@ impl Db {
         T: Send + 'static,
         E: From<anyhow::Error> + Send + 'static,
     {
+        // Inside a unit of work on this database: its connection and transaction, inline.
+        let work = match unit::join(self, work) {
+            Ok(joined) => return joined,
+            Err(work) => work,
+        };
         let pool = self.pool.clone();
         let writer = self.writer.clone();
         // In a trace, the work is a span of its own (on the blocking thread, under the

@@ -7,6 +7,7 @@
 mod domain;
 mod expiry;
 mod http;
+mod placing;
 mod schema;
 mod service;
 mod store;

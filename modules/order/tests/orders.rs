@@ -28,6 +28,9 @@ struct Fixture {
     _database: TestDatabase,
     db: Db,
     bus: Bus,
+    /// The product module's database: `db` itself, or one of its own ([`apart`]).
+    product_db: Db,
+    _product_database: Option<TestDatabase>,
     products: Arc<dyn ProductService>,
     orders: Arc<dyn OrderService>,
 }
@@ -35,21 +38,48 @@ struct Fixture {
 /// The product and order modules on a fresh database, their subscribers registered; the
 /// relay is run by hand ([`Fixture::deliver`]).
 fn fixture(backend: Backend) -> Option<Fixture> {
-    let database = TestDatabase::new(backend)?;
+    build(backend, false)
+}
+
+/// The same, but the product module on a database of its own: order cannot share a
+/// transaction with it and places orders in committed steps, as it does over HTTP.
+fn apart(backend: Backend) -> Option<Fixture> {
+    build(backend, true)
+}
+
+fn migrated(database: &TestDatabase) -> Db {
     let db = Db::connect(&database.settings()).unwrap();
     db.migrate(&[bus::MIGRATIONS, product::MIGRATIONS, order::MIGRATIONS])
         .unwrap();
+    db
+}
+
+fn build(backend: Backend, apart: bool) -> Option<Fixture> {
+    let database = TestDatabase::new(backend)?;
+    let db = migrated(&database);
     let bus = Bus::new(db.clone(), Settings::defaults(AppEnv::Test).unwrap().bus);
+    let product_database = apart.then(|| TestDatabase::new(backend)).flatten();
+    let product_db = product_database
+        .as_ref()
+        .map_or_else(|| db.clone(), migrated);
+    let product_bus = if apart {
+        Bus::new(
+            product_db.clone(),
+            Settings::defaults(AppEnv::Test).unwrap().bus,
+        )
+    } else {
+        bus.clone()
+    };
     let product = ProductModule::new(
         Context {
-            bus: bus.clone(),
+            bus: product_bus.clone(),
             settings: ProductSettings::default(),
         },
         (),
     )
     .unwrap();
     for subscriber in product.subscribers() {
-        bus.subscribe(subscriber).unwrap();
+        product_bus.subscribe(subscriber).unwrap();
     }
     let products = product.service();
     let context = Context {
@@ -67,6 +97,8 @@ fn fixture(backend: Backend) -> Option<Fixture> {
         _database: database,
         db,
         bus,
+        product_db,
+        _product_database: product_database,
         products,
         orders: module.service(),
     })
@@ -74,11 +106,15 @@ fn fixture(backend: Backend) -> Option<Fixture> {
 
 impl Fixture {
     async fn product(&self, sku: &str, price: i64, stock: i64) -> Product {
+        self.product_in(sku, price, "EUR", stock).await
+    }
+
+    async fn product_in(&self, sku: &str, price: i64, currency: &str, stock: i64) -> Product {
         let input = ProductInput {
             sku: sku.into(),
             name: format!("Product {sku}"),
             description: String::new(),
-            price: Money::new(price, Currency::parse("EUR").unwrap()),
+            price: Money::new(price, Currency::parse(currency).unwrap()),
             stock,
         };
         self.products
@@ -129,7 +165,119 @@ kernel::on_both_backends!(
     the_state_machine_refuses_what_it_does_not_allow,
     cancelling_gives_the_stock_back,
     listings_page_newest_first_and_show_customers_only_their_own,
+    an_order_refused_after_its_stock_was_taken_leaves_no_order_no_reservation_and_no_event,
+    concurrent_orders_take_exactly_the_stock_on_hand,
 );
+
+/// Product on another database: placing takes committed steps, as over HTTP.
+mod in_steps {
+    use super::*;
+
+    kernel::on_both_backends!(
+        with apart:
+        an_order_placed_in_steps_is_priced_from_its_reservation,
+        an_order_refused_after_reserving_in_steps_gives_its_stock_back,
+    );
+
+    async fn an_order_placed_in_steps_is_priced_from_its_reservation(f: Fixture) {
+        let tea = f.product("TEA", 250, 10).await;
+        let order = f.place(&customer("alice"), &[(&tea, 3)]).await.unwrap();
+        assert_eq!(order.total.amount, 750);
+        assert_eq!(order.items[0].sku, "TEA");
+        assert_eq!(f.available(&tea).await, 7);
+        let again = f.orders.get(&customer("alice"), order.id).await.unwrap();
+        assert_eq!((again.total, again.items), (order.total, order.items));
+    }
+
+    async fn an_order_refused_after_reserving_in_steps_gives_its_stock_back(f: Fixture) {
+        refuse_mixed_currencies(&f).await;
+        assert_eq!(count(&f.db, "SELECT COUNT(*) AS n FROM orders"), 0);
+        let released = "SELECT COUNT(*) AS n FROM product_reservations WHERE status = 'released'";
+        assert_eq!(count(&f.product_db, released), 1);
+    }
+}
+
+/// Orders a product priced in EUR with one priced in USD: refused as a 422 naming the items
+/// (found once product has taken the stock and said the prices), and every unit available
+/// again. Returns the EUR product.
+async fn refuse_mixed_currencies(f: &Fixture) -> Product {
+    let tea = f.product_in("TEA", 250, "EUR", 10).await;
+    let mug = f.product_in("MUG", 900, "USD", 10).await;
+    let err = f
+        .place(&customer("alice"), &[(&tea, 1), (&mug, 2)])
+        .await
+        .unwrap_err();
+    match err {
+        OrderError::Invalid(fields) => {
+            assert_eq!(fields.len(), 1, "{fields:?}");
+            assert_eq!(fields[0].field, "items");
+            assert!(fields[0].message.contains("one currency"), "{fields:?}");
+        }
+        other => panic!("expected a 422 naming the items, got {other:?}"),
+    }
+    assert_eq!((f.available(&tea).await, f.available(&mug).await), (10, 10));
+    tea
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count(db: &Db, sql: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    let mut conn = db.get().unwrap();
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut *conn)
+        .unwrap()
+        .n
+}
+
+/// Product's prices are only known once the stock is taken; lines that do not add up to one
+/// total are refused then, and the unit of work takes the reservation back with the order.
+async fn an_order_refused_after_its_stock_was_taken_leaves_no_order_no_reservation_and_no_event(
+    f: Fixture,
+) {
+    let tea = refuse_mixed_currencies(&f).await;
+    assert_eq!(count(&f.db, "SELECT COUNT(*) AS n FROM orders"), 0);
+    assert_eq!(count(&f.db, "SELECT COUNT(*) AS n FROM order_items"), 0);
+    let reservations = "SELECT COUNT(*) AS n FROM product_reservations";
+    assert_eq!(count(&f.db, reservations), 0);
+    let events: Vec<String> = published_events(&f.db)
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|kind| kind != "product.created")
+        .collect();
+    assert!(events.is_empty(), "{events:?}");
+    // The same products in one currency still sell.
+    let order = f.place(&customer("alice"), &[(&tea, 1)]).await.unwrap();
+    assert_eq!(order.total.amount, 250);
+}
+
+async fn concurrent_orders_take_exactly_the_stock_on_hand(f: Fixture) {
+    let hot = f.product("HOT", 100, 5).await;
+    let f = Arc::new(f);
+    let attempts: Vec<_> = (0..20)
+        .map(|i| {
+            let f = f.clone();
+            let hot = hot.clone();
+            tokio::spawn(async move { f.place(&customer(&format!("c{i}")), &[(&hot, 1)]).await })
+        })
+        .collect();
+    let mut placed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => placed += 1,
+            Err(OrderError::InsufficientStock { available: 0, .. }) => {}
+            Err(other) => panic!("only a shortage may refuse an order here: {other:?}"),
+        }
+    }
+    assert_eq!(placed, 5);
+    assert_eq!(f.available(&hot).await, 0);
+    let stored = "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_payment'";
+    assert_eq!(count(&f.db, stored), 5);
+}
 
 async fn placing_an_order_prices_every_line_reserves_its_stock_and_announces_it(f: Fixture) {
     let tea = f.product("TEA", 250, 10).await;

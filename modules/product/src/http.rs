@@ -241,8 +241,10 @@ async fn delete_product(
 
 /// Reserve stock.
 ///
-/// Holds every line or none. Idempotent by reservation id: the same id with the same lines
-/// returns the existing reservation (201 again) and reserves nothing more; the same id with
+/// Holds every line or none, and answers with each line's SKU, name and unit price as they
+/// were when the stock was taken, so the caller needs no separate read of the catalog.
+/// Idempotent by reservation id: the same id with the same lines returns the existing
+/// reservation (201 again, at its first prices) and reserves nothing more; the same id with
 /// other lines is a 409. A short product is a 409 naming it, an unknown one a 404.
 /// For the order module of a split deployment (role `service`) and admins.
 #[utoipa::path(

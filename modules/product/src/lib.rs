@@ -96,6 +96,9 @@ impl Module for ProductModule {
 
     fn new(context: Context<ProductSettings>, (): ()) -> anyhow::Result<Self> {
         let Context { bus, settings } = context;
+        // Its in-process service runs on the bus's database, so it joins the units of work
+        // other modules open there (order places an order and its reservation in one commit).
+        bus.db().admit(Self::NAME);
         let cache = cache::ReadCache::new(
             Duration::from_millis(settings.cache_ttl_ms),
             settings.cache_capacity,

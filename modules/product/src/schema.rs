@@ -30,6 +30,10 @@ diesel::table! {
         reservation_id -> Text,
         product_id -> Text,
         quantity -> BigInt,
+        sku -> Text,
+        name -> Text,
+        unit_amount -> BigInt,
+        currency -> Text,
     }
 }
 

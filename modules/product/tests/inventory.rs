@@ -12,6 +12,7 @@ use kernel::{
     config::{AppEnv, Settings},
     db::{Backend, Db},
     module::{Context, Module},
+    money::{Currency, Money},
     testing::{TestDatabase, published_events},
     version::ExpectedVersion,
 };
@@ -64,6 +65,7 @@ kernel::on_both_backends!(
     concurrent_reservations_never_take_available_below_zero,
     a_reservation_takes_all_lines_or_none,
     retrying_a_reservation_does_not_reserve_twice,
+    a_reservation_answers_with_the_prices_it_was_made_at,
     release_returns_stock_and_commit_removes_it,
     concurrent_releases_of_one_reservation_apply_once,
     stock_cannot_be_set_below_what_is_reserved,
@@ -154,6 +156,42 @@ async fn retrying_a_reservation_does_not_reserve_twice(f: Fixture) {
         assert_eq!(result.unwrap().unwrap().id, rid);
     }
     assert_eq!(f.products.get(id).await.unwrap().reserved, 5);
+}
+
+async fn a_reservation_answers_with_the_prices_it_was_made_at(f: Fixture) {
+    let id = product(&f, "PRICED", 10).await;
+    let rid = ReservationId::new();
+    let first = f.products.reserve(rid, lines(&[(id, 3)])).await.unwrap();
+    let line = &first.lines[0];
+    assert_eq!(
+        (line.product_id, line.sku.as_str(), line.name.as_str()),
+        (id, "PRICED", "Product PRICED")
+    );
+    assert_eq!(
+        (line.unit_price.amount, line.unit_price.currency.as_str()),
+        (250, "EUR")
+    );
+    assert_eq!(line.quantity, 3);
+
+    let dearer = ProductChanges {
+        price: Some(Money::new(400, Currency::parse("EUR").unwrap())),
+        ..Default::default()
+    };
+    f.products
+        .update(id, ExpectedVersion::Any, dearer)
+        .await
+        .unwrap();
+    // Asked again, the reservation keeps the price it was made at; a new one takes today's.
+    let again = f.products.reserve(rid, lines(&[(id, 3)])).await.unwrap();
+    assert_eq!(again.lines[0].unit_price.amount, 250);
+    let released = f.products.release(rid).await.unwrap();
+    assert_eq!(released.lines, first.lines);
+    let later = f
+        .products
+        .reserve(ReservationId::new(), lines(&[(id, 1)]))
+        .await
+        .unwrap();
+    assert_eq!(later.lines[0].unit_price.amount, 400);
 }
 
 async fn release_returns_stock_and_commit_removes_it(f: Fixture) {

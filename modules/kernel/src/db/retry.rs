@@ -77,7 +77,9 @@ where
     }
 }
 
-fn in_transaction(conn: &mut DbConnection) -> bool {
+/// Whether `conn` is inside a transaction (one of its own or a unit of work's): a write made
+/// on it now is not committed yet.
+pub fn in_transaction(conn: &mut DbConnection) -> bool {
     !matches!(
         <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
             .transaction_depth(),
@@ -87,7 +89,7 @@ fn in_transaction(conn: &mut DbConnection) -> bool {
 
 /// `5 ms · 2^(attempt-1)`, at most 100 ms, with jitter in [½, 1] of that, so the transactions
 /// of one conflict do not collide again in step.
-fn pause(attempt: u32) -> Duration {
+pub(super) fn pause(attempt: u32) -> Duration {
     let ceiling = (5u64 << attempt.saturating_sub(1).min(5)).min(100);
     let random = u64::try_from(Uuid::new_v4().as_u128() % 1_000).unwrap_or_default();
     Duration::from_millis(ceiling / 2 + ceiling / 2 * random / 1_000)

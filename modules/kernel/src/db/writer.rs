@@ -10,7 +10,7 @@ use std::{
 use anyhow::Context;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
-use super::DbConnection;
+use super::{DbConnection, retry::in_transaction, unit};
 
 thread_local! {
     /// The writer queue of the [`Db`] whose [`Db::run`] is executing on this thread.
@@ -21,10 +21,10 @@ thread_local! {
 }
 
 /// This thread's turn in the writer queue, if it runs under [`Db::run`] on SQLite.
-struct Turn<'a>(Option<MutexGuard<'a, ()>>);
+pub(super) struct Turn<'a>(Option<MutexGuard<'a, ()>>);
 
 impl<'a> Turn<'a> {
-    fn take(queue: Option<&'a Arc<Mutex<()>>>) -> Self {
+    pub(super) fn take(queue: Option<&'a Arc<Mutex<()>>>) -> Self {
         if HOLDING.with(Cell::get) {
             return Self(None);
         }
@@ -65,6 +65,10 @@ impl Drop for WriterScope {
 /// read-to-write upgrade; PostgreSQL uses its default (read committed) transaction, where
 /// every write path relies on conditional `UPDATE … WHERE` rather than read-then-write.
 ///
+/// Inside a unit of work ([`Db::unit`](super::Db::unit)), on its connection, `work` runs in
+/// the unit's transaction instead: it commits with the unit, and if it fails the unit can only
+/// roll back.
+///
 /// # Errors
 /// Whatever `work` returns (the transaction is rolled back), or an unexpected error when
 /// the transaction cannot begin or commit.
@@ -73,6 +77,13 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<anyhow::Error>,
 {
+    if unit::active() && in_transaction(conn) {
+        let result = work(conn);
+        if result.is_err() {
+            unit::doom();
+        }
+        return result;
+    }
     // Held until the transaction ends (SQLite under `Db::run` only; see `Db::writer`).
     let queue = match conn {
         DbConnection::Sqlite(_) => WRITER.with(|w| w.borrow().clone()),

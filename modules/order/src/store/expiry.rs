@@ -8,7 +8,7 @@ use kernel::db::DbConnection;
 use order_api::{OrderError, OrderId, OrderStatus, events::OrderCancelled};
 
 use super::{RESERVING, Store, status::set_status};
-use crate::schema::orders;
+use crate::schema::{order_items, orders};
 
 impl Store {
     /// Orders whose time is up: unpaid past `expires_at`, or stuck `reserving` since before
@@ -37,8 +37,8 @@ impl Store {
             .collect()
     }
 
-    /// Cancels an expired order (or a placement that never completed) and says so, so its
-    /// stock is released.
+    /// Cancels an expired order (or removes a placement that never completed) and says so
+    /// (`order.cancelled`), so its stock is released.
     pub(crate) fn expire(
         &self,
         conn: &mut DbConnection,
@@ -51,13 +51,30 @@ impl Store {
             "expired"
         };
         self.bus.write(conn, |tx| {
-            let moved = set_status(
-                tx.conn(),
-                id,
-                status,
-                OrderStatus::Cancelled,
-                Some(reason.into()),
-            )?;
+            // A placement that never completed was never shown: it goes away (its total and
+            // items were never written); an expired order stays, cancelled.
+            let moved = if status == RESERVING {
+                let key = id.to_string();
+                diesel::delete(order_items::table.filter(order_items::order_id.eq(&key)))
+                    .execute(tx.conn())
+                    .context("remove the items of an abandoned placement")?;
+                diesel::delete(
+                    orders::table
+                        .find(&key)
+                        .filter(orders::status.eq(RESERVING)),
+                )
+                .execute(tx.conn())
+                .context("remove an abandoned placement")?
+                    == 1
+            } else {
+                set_status(
+                    tx.conn(),
+                    id,
+                    status,
+                    OrderStatus::Cancelled,
+                    Some(reason.into()),
+                )?
+            };
             if moved {
                 tx.publish(&OrderCancelled {
                     order_id: id,

@@ -2,7 +2,7 @@
 //! (`UPDATE … WHERE status = <expected>`), so concurrent changes cannot both apply.
 //!
 //! This file holds the [`Store`], the rows and loading one order; the queries live by
-//! concern: `placing` (the two steps of placing an order), `listing`, `status` (checked
+//! concern: `placing` (placing an order, in one step or two), `listing`, `status` (checked
 //! status changes and their events) and `expiry` (the sweep of unpaid orders).
 
 use anyhow::Context;
@@ -21,6 +21,8 @@ mod expiry;
 mod listing;
 mod placing;
 mod status;
+
+pub(crate) use placing::Placement;
 
 /// The status of an order still being placed; never shown by the API.
 pub(crate) const RESERVING: &str = "reserving";
@@ -63,6 +65,7 @@ pub(crate) struct Draft {
     pub items: Vec<OrderItem>,
     pub total: Money,
     pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
 }
 
 fn to_order(row: OrderRow, items: Vec<ItemRow>) -> Result<Order, OrderError> {

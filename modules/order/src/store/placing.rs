@@ -1,92 +1,160 @@
-//! Placing an order in two steps around the stock reservation: stored as `reserving` first,
-//! then made visible (publishing `order.placed`) or discarded.
+//! Placing an order. With the product module in this process on this database, the order is
+//! written once, already priced and visible, in the unit of work that also holds its stock
+//! ([`Store::insert_placed`]). Reaching product over HTTP, it takes two steps around the
+//! reservation: stored as `reserving` first ([`Store::insert_reserving`]), so a crash leaves
+//! something the expiry sweep can find and undo, then priced and made visible
+//! ([`Store::confirm_placed`]) or discarded.
 
 use anyhow::Context;
 use diesel::prelude::*;
-use kernel::db::DbConnection;
+use kernel::{
+    bus::Tx,
+    db::{DbConnection, write_tx},
+};
 use order_api::{Order, OrderError, OrderId, OrderStatus, events::OrderPlaced};
 
-use super::{Draft, ItemRow, OrderRow, RESERVING, Store, load, status::set_status};
+use super::{Draft, ItemRow, OrderRow, RESERVING};
 use crate::schema::{order_items, orders};
 
-impl Store {
-    /// First step of placing: the order exists (as `reserving`) before any stock is held, so
-    /// a crash between the steps leaves something the expiry sweep can find and undo.
-    pub(crate) fn insert_reserving(
+/// An order being placed, before its stock is reserved: no items or total yet.
+#[derive(Debug, Clone)]
+pub(crate) struct Placement {
+    pub id: OrderId,
+    pub customer: String,
+    pub expires_at: chrono::NaiveDateTime,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+impl super::Store {
+    /// Writes a priced order as placed (`pending_payment`) and publishes `order.placed`.
+    pub(crate) fn insert_placed(
         &self,
         conn: &mut DbConnection,
         draft: &Draft,
-    ) -> Result<(), OrderError> {
-        let now = kernel::time::now();
+    ) -> Result<Order, OrderError> {
         self.bus.write(conn, |tx| {
             diesel::insert_into(orders::table)
                 .values(&OrderRow {
                     id: draft.id.to_string(),
                     customer: draft.customer.clone(),
-                    status: RESERVING.into(),
+                    status: OrderStatus::PendingPayment.as_str().into(),
                     total_amount: draft.total.amount,
                     currency: draft.total.currency.as_str().into(),
                     cancel_reason: None,
                     expires_at: draft.expires_at,
-                    created_at: now,
-                    updated_at: now,
+                    created_at: draft.created_at,
+                    updated_at: draft.created_at,
                 })
                 .execute(tx.conn())
                 .context("insert order")?;
-            for item in &draft.items {
-                diesel::insert_into(order_items::table)
-                    .values(&ItemRow {
-                        order_id: draft.id.to_string(),
-                        product_id: item.product_id.to_string(),
-                        sku: item.sku.clone(),
-                        name: item.name.clone(),
-                        unit_amount: item.unit_price.amount,
-                        quantity: item.quantity,
-                    })
-                    .execute(tx.conn())
-                    .context("insert order item")?;
-            }
+            placed(tx, draft, draft.created_at)
+        })
+    }
+
+    /// First of the two steps: the order exists (as `reserving`, never shown) before any
+    /// stock is held. Its total is written by the second step, from the reservation's prices.
+    pub(crate) fn insert_reserving(
+        &self,
+        conn: &mut DbConnection,
+        placement: &Placement,
+    ) -> Result<(), OrderError> {
+        write_tx(conn, |conn| {
+            diesel::insert_into(orders::table)
+                .values(&OrderRow {
+                    id: placement.id.to_string(),
+                    customer: placement.customer.clone(),
+                    status: RESERVING.into(),
+                    total_amount: 0,
+                    currency: String::new(),
+                    cancel_reason: None,
+                    expires_at: placement.expires_at,
+                    created_at: placement.created_at,
+                    updated_at: placement.created_at,
+                })
+                .execute(conn)
+                .context("insert order")?;
             Ok(())
         })
     }
 
-    /// Second step: stock is reserved, the order becomes visible and `order.placed` goes out.
+    /// Second step: stock is reserved; the order gets its items and total, becomes visible
+    /// and `order.placed` goes out.
     pub(crate) fn confirm_placed(
         &self,
         conn: &mut DbConnection,
-        id: OrderId,
+        draft: &Draft,
     ) -> Result<Order, OrderError> {
+        let now = kernel::time::now();
         self.bus.write(conn, |tx| {
-            let moved = set_status(tx.conn(), id, RESERVING, OrderStatus::PendingPayment, None)?;
-            if !moved {
+            let moved = diesel::update(
+                orders::table
+                    .find(draft.id.to_string())
+                    .filter(orders::status.eq(RESERVING)),
+            )
+            .set((
+                orders::status.eq(OrderStatus::PendingPayment.as_str()),
+                orders::total_amount.eq(draft.total.amount),
+                orders::currency.eq(draft.total.currency.as_str()),
+                orders::updated_at.eq(now),
+            ))
+            .execute(tx.conn())
+            .context("confirm order")?;
+            if moved == 0 {
+                let id = draft.id;
                 return Err(anyhow::anyhow!("order {id} was cancelled while being placed").into());
             }
-            let order = load(tx.conn(), id)?;
-            tx.publish(&OrderPlaced {
-                order_id: id,
-                customer: order.customer.clone(),
-                items: order.items.clone(),
-                total: order.total,
-            })?;
-            Ok(order)
+            placed(tx, draft, now)
         })
     }
 
     /// Removes an order whose stock could not be reserved: it was never placed.
     pub(crate) fn discard(&self, conn: &mut DbConnection, id: OrderId) -> Result<(), OrderError> {
-        self.bus.write(conn, |tx| {
-            let key = id.to_string();
-            diesel::delete(order_items::table.filter(order_items::order_id.eq(&key)))
-                .execute(tx.conn())
-                .context("discard order items")?;
+        write_tx(conn, |conn| {
             diesel::delete(
                 orders::table
-                    .find(&key)
+                    .find(id.to_string())
                     .filter(orders::status.eq(RESERVING)),
             )
-            .execute(tx.conn())
+            .execute(conn)
             .context("discard order")?;
             Ok(())
         })
     }
+}
+
+/// Inserts the items of an order whose row is written, publishes `order.placed`, and returns
+/// the order as stored.
+fn placed(tx: &mut Tx<'_>, draft: &Draft, now: chrono::NaiveDateTime) -> Result<Order, OrderError> {
+    let key = draft.id.to_string();
+    for item in &draft.items {
+        diesel::insert_into(order_items::table)
+            .values(&ItemRow {
+                order_id: key.clone(),
+                product_id: item.product_id.to_string(),
+                sku: item.sku.clone(),
+                name: item.name.clone(),
+                unit_amount: item.unit_price.amount,
+                quantity: item.quantity,
+            })
+            .execute(tx.conn())
+            .context("insert order item")?;
+    }
+    let order = Order {
+        id: draft.id,
+        customer: draft.customer.clone(),
+        status: OrderStatus::PendingPayment,
+        items: draft.items.clone(),
+        total: draft.total,
+        cancel_reason: None,
+        expires_at: draft.expires_at.and_utc(),
+        created_at: draft.created_at.and_utc(),
+        updated_at: now.and_utc(),
+    };
+    tx.publish(&OrderPlaced {
+        order_id: order.id,
+        customer: order.customer.clone(),
+        items: order.items.clone(),
+        total: order.total,
+    })?;
+    Ok(order)
 }

@@ -24,6 +24,7 @@ pub use problem::ProductProblem;
 pub use product::{NewProduct, Product, ProductChanges, ProductInput, ProductPage, ProductPatch};
 pub use reservation::{
     Reservation, ReservationInput, ReservationLine, ReservationLines, ReservationStatus,
+    ReservedLine,
 };
 pub use values::{Description, MAX_UNITS, ProductName, Sku};
 
@@ -74,8 +75,11 @@ pub trait ProductService: Send + Sync + 'static {
     /// [`ProductError::HasReservations`] while stock is reserved.
     async fn delete(&self, id: ProductId, expected: ExpectedVersion) -> Result<(), ProductError>;
 
-    /// Reserves every line or none. Calling it again with the same id and lines returns the
-    /// existing reservation instead of reserving twice.
+    /// Reserves every line or none, and says at which price: each line of the answer carries
+    /// the product's SKU, name and unit price as they were when the stock was taken, so a
+    /// caller needs no separate read (and sees no price change between reading and
+    /// reserving). Calling it again with the same id and lines returns the existing
+    /// reservation, with the prices of the first call, instead of reserving twice.
     ///
     /// # Errors
     /// [`ProductError::InsufficientStock`] naming the first short product;

@@ -4,7 +4,7 @@
 use std::{collections::BTreeMap, fmt};
 
 use chrono::{DateTime, Utc};
-use kernel_api::error::FieldError;
+use kernel_api::{error::FieldError, money::Money};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,6 +88,18 @@ pub enum ReservationStatus {
     Committed,
 }
 
+impl Reservation {
+    /// Whether it holds exactly `wanted` (the same products and quantities).
+    pub fn holds(&self, wanted: &ReservationLines) -> bool {
+        self.lines.len() == wanted.lines().len()
+            && self
+                .lines
+                .iter()
+                .zip(wanted.lines())
+                .all(|(held, want)| held.line() == *want)
+    }
+}
+
 impl ReservationStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,6 +127,32 @@ impl fmt::Display for ReservationStatus {
     }
 }
 
+/// One line of a reservation as held: the product as it was priced at that moment, so an
+/// order can snapshot its items from the reservation alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReservedLine {
+    /// The product held.
+    pub product_id: ProductId,
+    /// Its SKU when the stock was reserved.
+    pub sku: String,
+    /// Its name when the stock was reserved.
+    pub name: String,
+    /// Its price per unit when the stock was reserved.
+    pub unit_price: Money,
+    /// Units held.
+    pub quantity: i64,
+}
+
+impl ReservedLine {
+    /// The unpriced line: which product, how many units.
+    pub fn line(&self) -> ReservationLine {
+        ReservationLine {
+            product_id: self.product_id,
+            quantity: self.quantity,
+        }
+    }
+}
+
 /// Stock held for one order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Reservation {
@@ -122,8 +160,9 @@ pub struct Reservation {
     pub id: ReservationId,
     /// Where the reservation stands.
     pub status: ReservationStatus,
-    /// What is held, one line per product.
-    pub lines: Vec<ReservationLine>,
+    /// What is held, one line per product (ordered by product id), each with the product's
+    /// SKU, name and price at the moment it was reserved.
+    pub lines: Vec<ReservedLine>,
     /// When it was made (UTC).
     pub created_at: DateTime<Utc>,
     /// When its status last changed (UTC).

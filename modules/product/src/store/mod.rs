@@ -127,10 +127,17 @@ impl Store {
         Err(anyhow::anyhow!("gave up after {WRITE_ATTEMPTS} concurrent modifications").into())
     }
 
-    /// After a commit: the products it changed, at their new versions.
-    fn committed(&self, touched: &[(ProductId, i64)]) {
+    /// After a write on `conn`: the products it changed, at their new versions. When the
+    /// write joined a transaction still open (a unit of work another module commits), the
+    /// read cache holds back the old versions until the new ones show instead.
+    fn committed(&self, conn: &mut DbConnection, touched: &[(ProductId, i64)]) {
+        let open = kernel::db::in_transaction(conn);
         for &(product, version) in touched {
-            self.cache.committed(product, Some(version));
+            if open {
+                self.cache.uncommitted(product, version);
+            } else {
+                self.cache.committed(product, Some(version));
+            }
         }
     }
 }

@@ -5,13 +5,16 @@
 use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::{prelude::*, result::Error as DieselError};
-use kernel::db::{DbConnection, is_unique_violation};
+use kernel::{
+    db::{DbConnection, is_unique_violation},
+    money::{Currency, Money},
+};
 use product_api::{
     Product, ProductError, Reservation, ReservationId, ReservationLine, ReservationLines,
-    ReservationStatus, events::InventoryReserved,
+    ReservationStatus, ReservedLine, events::InventoryReserved,
 };
 
-use super::{Store, load};
+use super::{ProductRow, Store, load};
 use crate::schema::{
     product_reservation_lines as lines, product_reservations as reservations, products,
 };
@@ -51,6 +54,44 @@ struct LineRow {
     reservation_id: String,
     product_id: String,
     quantity: i64,
+    sku: String,
+    name: String,
+    unit_amount: i64,
+    currency: String,
+}
+
+impl LineRow {
+    /// The row of `line` held from `product` (as priced right now) for reservation `id`.
+    fn held(id: &str, product: &Product, quantity: i64) -> Self {
+        Self {
+            reservation_id: id.to_owned(),
+            product_id: product.id.to_string(),
+            quantity,
+            sku: product.sku.clone(),
+            name: product.name.clone(),
+            unit_amount: product.price.amount,
+            currency: product.price.currency.as_str().to_owned(),
+        }
+    }
+
+    fn into_line(self) -> Result<ReservedLine, ProductError> {
+        let currency = Currency::parse(&self.currency).map_err(|e| {
+            anyhow::anyhow!(
+                "corrupt currency in reservation {}: {e}",
+                self.reservation_id
+            )
+        })?;
+        Ok(ReservedLine {
+            product_id: self
+                .product_id
+                .parse()
+                .context("corrupt product id in reservation")?,
+            sku: self.sku,
+            name: self.name,
+            unit_price: Money::new(self.unit_amount, currency),
+            quantity: self.quantity,
+        })
+    }
 }
 
 pub(super) fn load_reservation(
@@ -75,15 +116,7 @@ pub(super) fn load_reservation(
         .context("load reservation lines")?;
     let lines = line_rows
         .into_iter()
-        .map(|l| {
-            Ok(ReservationLine {
-                product_id: l
-                    .product_id
-                    .parse()
-                    .context("corrupt product id in reservation")?,
-                quantity: l.quantity,
-            })
-        })
+        .map(LineRow::into_line)
         .collect::<Result<Vec<_>, ProductError>>()?;
     Ok(Some(Reservation {
         id,
@@ -94,67 +127,76 @@ pub(super) fn load_reservation(
     }))
 }
 
-/// The same id again returns what was reserved the first time, so a retried call never
-/// reserves twice.
+/// The same id again returns what was reserved the first time (at the first time's prices),
+/// so a retried call never reserves twice.
 fn existing_reservation(
     conn: &mut DbConnection,
     id: ReservationId,
     wanted: &ReservationLines,
 ) -> Result<Option<Reservation>, ProductError> {
     match load_reservation(conn, id)? {
-        Some(r) if r.lines == wanted.lines() => Ok(Some(r)),
+        Some(r) if r.holds(wanted) => Ok(Some(r)),
         Some(_) => Err(ProductError::ReservationConflict(id)),
         None => Ok(None),
     }
 }
 
 impl Store {
+    /// Holds every line of `wanted` or none, and answers with each line priced as the product
+    /// stood when its stock was taken (the same statement that takes it reads it back).
     pub(crate) fn reserve(
         &self,
         conn: &mut DbConnection,
         id: ReservationId,
         wanted: &ReservationLines,
     ) -> Result<Reservation, ProductError> {
-        if let Some(done) = existing_reservation(conn, id, wanted)? {
-            return Ok(done);
-        }
         let now = kernel::time::now();
+        let key = id.to_string();
         let outcome = self.bus.write(conn, |tx| {
             lock_inventory(tx.conn())?;
-            // Inserting the reservation first makes a concurrent call with the same id fail on
-            // the primary key instead of reserving a second time.
+            // Inserting the reservation first makes a repeated or concurrent call with the same
+            // id fail on the primary key, before anything is held, instead of reserving twice.
             diesel::insert_into(reservations::table)
                 .values(&ReservationRow {
-                    id: id.to_string(),
+                    id: key.clone(),
                     status: ReservationStatus::Active.as_str().to_owned(),
                     created_at: now,
                     updated_at: now,
                 })
                 .execute(tx.conn())?;
+            let mut held = Vec::with_capacity(wanted.lines().len());
             let mut touched = Vec::with_capacity(wanted.lines().len());
             for line in wanted.lines() {
                 let product = take_stock(tx.conn(), line, now)?;
-                touched.push((product.id, product.version));
                 diesel::insert_into(lines::table)
-                    .values(&LineRow {
-                        reservation_id: id.to_string(),
-                        product_id: line.product_id.to_string(),
-                        quantity: line.quantity,
-                    })
+                    .values(&LineRow::held(&key, &product, line.quantity))
                     .execute(tx.conn())?;
                 self.check_stock_low(tx, &product, product.available + line.quantity)?;
+                touched.push((product.id, product.version));
+                held.push(ReservedLine {
+                    product_id: product.id,
+                    sku: product.sku,
+                    name: product.name,
+                    unit_price: product.price,
+                    quantity: line.quantity,
+                });
             }
             tx.publish(&InventoryReserved {
                 reservation_id: id,
                 lines: wanted.lines().to_vec(),
             })?;
-            Ok::<_, ReserveError>(touched)
+            Ok::<_, ReserveError>((held, touched))
         });
         match outcome {
-            Ok(touched) => {
-                self.committed(&touched);
-                load_reservation(conn, id)?
-                    .ok_or_else(|| anyhow::anyhow!("reservation {id} vanished after commit").into())
+            Ok((lines, touched)) => {
+                self.committed(conn, &touched);
+                Ok(Reservation {
+                    id,
+                    status: ReservationStatus::Active,
+                    lines,
+                    created_at: now.and_utc(),
+                    updated_at: now.and_utc(),
+                })
             }
             Err(ReserveError::Db(e)) if is_unique_violation(&e) => {
                 existing_reservation(conn, id, wanted)?.ok_or_else(|| {
@@ -210,16 +252,15 @@ impl From<anyhow::Error> for ReserveError {
 }
 
 /// Holds `line.quantity` units if that many are available — one atomic statement, so two
-/// concurrent reservations can never both take the last unit. Returns the product after.
+/// concurrent reservations can never both take the last unit — and returns the product after.
 fn take_stock(
     conn: &mut DbConnection,
     line: &ReservationLine,
     now: NaiveDateTime,
 ) -> Result<Product, ReserveError> {
-    let pid = line.product_id.to_string();
-    let held = diesel::update(
+    let held: Option<ProductRow> = diesel::update(
         products::table
-            .find(&pid)
+            .find(line.product_id.to_string())
             .filter((products::stock - products::reserved).ge(line.quantity)),
     )
     .set((
@@ -227,11 +268,13 @@ fn take_stock(
         products::version.eq(products::version + 1),
         products::updated_at.eq(now),
     ))
-    .execute(conn)?;
-    let current = load(conn, line.product_id)?;
-    if held == 1 {
-        return Ok(current.into_product()?);
+    .returning(products::all_columns)
+    .get_result(conn)
+    .optional()?;
+    if let Some(row) = held {
+        return Ok(row.into_product()?);
     }
+    let current = load(conn, line.product_id)?;
     Err(ProductError::InsufficientStock {
         product_id: line.product_id,
         requested: line.quantity,

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use kernel::bus::Tx;
 use kernel::db::DbConnection;
 use product_api::{
-    ProductError, ProductId, Reservation, ReservationId, ReservationStatus,
+    ProductError, ProductId, Reservation, ReservationId, ReservationStatus, ReservedLine,
     events::{InventoryCommitted, InventoryReleased},
 };
 
@@ -24,7 +24,7 @@ impl Store {
         to: ReservationStatus,
     ) -> Result<Reservation, ProductError> {
         let (reservation, touched) = self.bus.write(conn, |tx| self.close(tx, id, to))?;
-        self.committed(&touched);
+        self.committed(conn, &touched);
         Ok(reservation)
     }
 
@@ -117,7 +117,7 @@ impl Store {
                 };
                 touched.push((line.product_id, version));
             }
-            let lines = current.lines.clone();
+            let lines: Vec<_> = current.lines.iter().map(ReservedLine::line).collect();
             if to == Committed {
                 tx.publish(&InventoryCommitted {
                     reservation_id: id,

@@ -1,0 +1,176 @@
+//! Units of work on SQLite (and PostgreSQL when `TESSERA_TEST_DATABASE_URL` is set): what
+//! joins, what commits, and that a failure or a panic leaves nothing behind and frees the
+//! writer turn.
+
+use diesel::{connection::SimpleConnection, prelude::*};
+
+use super::*;
+use crate::{
+    db::{Backend, write_tx},
+    testing::TestDatabase,
+};
+
+/// A fresh database of `backend` with table `n`, or `None` when that backend is not at hand.
+fn fresh(backend: Backend) -> Option<(TestDatabase, Db)> {
+    let database = TestDatabase::new(backend)?;
+    let db = open(&database);
+    Some((database, db))
+}
+
+fn open(database: &TestDatabase) -> Db {
+    let db = Db::connect(&database.settings()).unwrap();
+    db.get()
+        .unwrap()
+        .batch_execute("CREATE TABLE n (v BIGINT NOT NULL)")
+        .unwrap();
+    db
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count(db: &Db) -> i64 {
+    diesel::sql_query("SELECT COUNT(*) AS n FROM n")
+        .get_result::<Count>(&mut *db.get().unwrap())
+        .unwrap()
+        .n
+}
+
+/// One insert the way a module's store writes: `Db::run` with a write transaction inside.
+async fn insert(db: &Db, v: i64) -> anyhow::Result<()> {
+    db.run(move |conn| {
+        write_tx(conn, |conn| {
+            conn.batch_execute(&format!("INSERT INTO n VALUES ({v})"))
+                .map_err(anyhow::Error::from)
+        })
+    })
+    .await
+}
+
+async fn both(test: impl AsyncFn(Backend)) {
+    test(Backend::Sqlite).await;
+    test(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_commits_every_joined_write_at_once_or_none_of_them() {
+    both(async |backend| {
+        let Some((_database, db)) = fresh(backend) else {
+            return;
+        };
+        let (a, b) = (db.clone(), db.clone());
+        let seen_inside = db
+            .unit(move || {
+                let db = a.clone();
+                async move {
+                    insert(&db, 1).await?;
+                    insert(&db, 2).await?;
+                    // Reads inside see the unit's own writes.
+                    db.run(|conn| {
+                        diesel::sql_query("SELECT COUNT(*) AS n FROM n")
+                            .get_result::<Count>(conn)
+                            .map_err(anyhow::Error::from)
+                    })
+                    .await
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!((seen_inside.n, count(&db)), (2, 2));
+
+        let failed: anyhow::Result<()> = db
+            .unit(move || {
+                let db = b.clone();
+                async move {
+                    insert(&db, 3).await?;
+                    anyhow::bail!("refused after writing")
+                }
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(count(&db), 2, "the refused unit wrote nothing");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_inside_a_unit_that_goes_on_still_rolls_it_back() {
+    both(async |backend| {
+        let Some((_database, db)) = fresh(backend) else {
+            return;
+        };
+        let d = db.clone();
+        let outcome: anyhow::Result<()> = db
+            .unit(move || {
+                let db = d.clone();
+                async move {
+                    insert(&db, 1).await?;
+                    // The error is swallowed, but its write may have half-applied.
+                    let _ = db
+                        .run(|conn| {
+                            write_tx(conn, |conn| {
+                                conn.batch_execute("INSERT INTO n VALUES (2)")?;
+                                conn.batch_execute("INSERT INTO missing VALUES (1)")
+                                    .map_err(anyhow::Error::from)
+                            })
+                        })
+                        .await;
+                    Ok(())
+                }
+            })
+            .await;
+        assert!(outcome.is_err());
+        assert_eq!(count(&db), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_unit_leaves_nothing_and_frees_the_writer_for_the_next() {
+    both(async |backend| {
+        let Some((_database, db)) = fresh(backend) else {
+            return;
+        };
+        let d = db.clone();
+        let outcome: anyhow::Result<()> = db
+            .unit(move || {
+                let db = d.clone();
+                async move {
+                    insert(&db, 1).await?;
+                    panic!("a bug in the middle of a unit");
+                }
+            })
+            .await;
+        assert!(outcome.is_err());
+        // Bounded, so a writer turn left taken fails the test instead of hanging it.
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), insert(&db, 2)).await;
+        next.expect("the writer is free again").unwrap();
+        assert_eq!(count(&db), 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_on_another_database_commits_on_its_own() {
+    let (here, there) = (TestDatabase::sqlite(), TestDatabase::sqlite());
+    let (db, other) = (open(&here), open(&there));
+    let (d, o) = (db.clone(), other.clone());
+    let outcome: anyhow::Result<()> = db
+        .unit(move || {
+            let (db, other) = (d.clone(), o.clone());
+            async move {
+                insert(&db, 1).await?;
+                insert(&other, 1).await?;
+                anyhow::bail!("refused")
+            }
+        })
+        .await;
+    assert!(outcome.is_err());
+    assert_eq!((count(&db), count(&other)), (0, 1));
+    assert!(!db.admits("product"));
+    db.admit("product");
+    assert!(db.clone().admits("product") && !other.admits("product"));
+}
