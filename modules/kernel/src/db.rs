@@ -40,6 +40,7 @@ pub use retry::{
     CONFLICT_ATTEMPTS, Retryable, in_transaction, is_retryable, is_retryable_db_error,
     retry_on_conflict,
 };
+pub(crate) use unit::after_commit;
 use writer::WriterScope;
 pub use writer::write_tx;
 

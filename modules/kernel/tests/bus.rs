@@ -201,6 +201,7 @@ kernel::on_both_backends!(
     deliveries_claimed_by_a_crashed_relay_are_taken_over,
     two_relays_on_one_database_deliver_each_event_once,
     a_commit_wakes_the_relay,
+    an_event_published_in_a_unit_of_work_is_delivered_only_if_the_unit_commits,
     a_batch_where_one_handler_fails_commits_the_others_and_retries_only_that_one,
     two_running_relays_drain_one_backlog_once_each_and_in_subject_order,
 );
@@ -426,6 +427,59 @@ async fn a_commit_wakes_the_relay(env: Env) {
     assert!(
         delivered,
         "delivered within 5 s of the commit, long before the next poll"
+    );
+}
+
+/// An event published inside a unit of work (an order and its reservation committed at once)
+/// is the unit's: delivered once the unit commits (the relay polls only once a minute here,
+/// so the commit must wake it), and never when the unit rolls back, although the publishing
+/// write itself had returned.
+async fn an_event_published_in_a_unit_of_work_is_delivered_only_if_the_unit_commits(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    bus.subscribe(Recorder::new("test.unit")).unwrap();
+    let relay = bus.start_relay();
+    for (n, commit) in [(1, false), (2, true)] {
+        let (b, db) = (bus.clone(), env.db.clone());
+        let outcome = env
+            .db
+            .unit(move || {
+                let (b, db) = (b.clone(), db.clone());
+                async move {
+                    db.run(move |conn| {
+                        b.write(conn, |tx| {
+                            tx.publish(&Pinged {
+                                subject: "unit".into(),
+                                n,
+                            })
+                            .map(|_| ())
+                        })
+                    })
+                    .await?;
+                    // The rest of the unit's work takes a while; the relay must not look yet.
+                    std::thread::sleep(Duration::from_millis(300));
+                    if commit {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!("the order was refused after all"))
+                    }
+                }
+            })
+            .await;
+        assert_eq!(outcome.is_ok(), commit);
+    }
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = env.effects("test.unit");
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay.stop().await;
+    assert_eq!(
+        seen,
+        vec![("unit".to_owned(), 2)],
+        "only the committed unit's event, delivered within 5 s of its commit"
     );
 }
 

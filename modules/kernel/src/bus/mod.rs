@@ -250,8 +250,11 @@ impl Bus {
             result
         })?;
         if !published.is_empty() {
-            crate::metrics::events_published(&published);
-            self.wake_relay_for(&published);
+            let bus = self.clone();
+            crate::db::after_commit(move || {
+                crate::metrics::events_published(&published);
+                bus.wake_relay_for(&published);
+            });
         }
         Ok(value)
     }

@@ -40,6 +40,8 @@ thread_local! {
     /// Set when a write inside the unit failed: its statements may have half-applied (SQLite
     /// keeps them; PostgreSQL aborts the transaction), so the unit can only roll back.
     static DOOMED: Cell<bool> = const { Cell::new(false) };
+    /// What the unit running on this thread does once it has committed (see [`after_commit`]).
+    static AFTER_COMMIT: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Which modules' in-process services join units on a [`Db`] (see the module docs).
@@ -161,7 +163,12 @@ impl Db {
                 )))
             }
             Ok(value) => match DbConnection::commit_transaction(c) {
-                Ok(()) => Ok(value),
+                Ok(()) => {
+                    for then in AFTER_COMMIT.with(|a| std::mem::take(&mut *a.borrow_mut())) {
+                        then();
+                    }
+                    Ok(value)
+                }
                 Err(e) => {
                     let _ = DbConnection::rollback_transaction(c);
                     Err(E::from(anyhow::Error::new(e).context("cannot commit")))
@@ -174,6 +181,8 @@ impl Db {
                 )),
             },
         };
+        // Rolled back: what was to follow the commit never happens.
+        AFTER_COMMIT.with(|a| a.borrow_mut().clear());
         (conn, outcome)
     }
 }
@@ -188,6 +197,7 @@ impl Scope {
         AMBIENT.with(|a| *a.borrow_mut() = Some((key, conn)));
         ACTIVE.with(|a| a.set(key));
         DOOMED.with(|d| d.set(false));
+        AFTER_COMMIT.with(|a| a.borrow_mut().clear());
         Self { key }
     }
 
@@ -240,6 +250,17 @@ where
 /// already in a transaction then belongs to it).
 pub(super) fn active() -> bool {
     ACTIVE.with(Cell::get) != 0
+}
+
+/// Runs `then` once the work of this thread is durable: at once, or, inside a unit, when the
+/// unit has committed (never, when it rolls back). A relay woken before the commit would
+/// find nothing and sleep a poll interval.
+pub(crate) fn after_commit(then: impl FnOnce() + 'static) {
+    if active() {
+        AFTER_COMMIT.with(|a| a.borrow_mut().push(Box::new(then)));
+    } else {
+        then();
+    }
 }
 
 /// Marks the unit running on this thread as one that can only roll back.
