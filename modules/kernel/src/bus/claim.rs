@@ -146,17 +146,25 @@ fn claim_serialized(
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
     let sql = placeholders(conn, CANDIDATES);
-    write_tx(conn, |conn| {
-        // Inside the write transaction: no other writer can lease between the select and
-        // the update, but the update stays conditional all the same.
-        let candidates: Vec<Claimed> = diesel::sql_query(&sql)
+    let due = |conn: &mut DbConnection| -> anyhow::Result<Vec<Claimed>> {
+        diesel::sql_query(&sql)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<BigInt, _>(limit)
             .load(conn)
-            .context("find due deliveries")?;
+            .context("find due deliveries")
+    };
+    // A look first, outside any transaction: an idle relay must not take the write lock
+    // (and this process's writer turn) every poll, which would make writers wait for it.
+    if due(conn)?.is_empty() {
+        return Ok(Vec::new());
+    }
+    write_tx(conn, |conn| {
+        // Inside the write transaction: no other writer can lease between the select and
+        // the update, but the update stays conditional all the same.
+        let candidates = due(conn)?;
         if candidates.is_empty() {
             return Ok(candidates);
         }
