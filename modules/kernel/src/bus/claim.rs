@@ -12,12 +12,13 @@ use std::collections::{BTreeMap, HashSet};
 use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::{
+    connection::SimpleConnection,
     pg::PgConnection,
     prelude::*,
     sql_types::{Array, BigInt, Text, Timestamp},
 };
 
-use super::{Bus, DeliveryStatus, rows::placeholders, schema::bus_deliveries};
+use super::{Bus, DeliveryStatus, schema::bus_deliveries};
 use crate::db::{DbConnection, write_tx};
 
 impl Bus {
@@ -45,12 +46,17 @@ impl Bus {
 
 /// Due, unleased, pending deliveries, oldest first, leaving out any whose subject has an
 /// earlier pending delivery to the same subscriber that cannot go now (waiting for a retry,
-/// or leased by another relay): per-subject order.
+/// or leased by another relay): per-subject order. SQLite only (PostgreSQL has
+/// [`PG_CLAIM`]). The indexes are named: without statistics SQLite probes each candidate's
+/// history through the status index, reading every earlier pending row (a batch of 256 from
+/// a 20,000-event backlog took 8 ms that way, 0.9 ms this way).
 const CANDIDATES: &str = "\
-SELECT d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject FROM bus_deliveries d \
+SELECT d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject \
+FROM bus_deliveries d INDEXED BY bus_deliveries_pending_idx \
 WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
 AND (d.lease_until IS NULL OR d.lease_until < ?) \
-AND NOT EXISTS (SELECT 1 FROM bus_deliveries p WHERE p.subscriber = d.subscriber \
+AND NOT EXISTS (SELECT 1 FROM bus_deliveries p INDEXED BY bus_deliveries_order_idx \
+    WHERE p.subscriber = d.subscriber \
     AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
     AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
 ORDER BY d.seq, d.subscriber LIMIT ?";
@@ -60,6 +66,11 @@ ORDER BY d.seq, d.subscriber LIMIT ?";
 /// which always carry `last_error`), instead of probing each candidate's history. Rows
 /// another relay is leasing right now are skipped, not waited for; PostgreSQL re-checks a
 /// locked row's own conditions, so a row leased and committed meanwhile is left out.
+///
+/// The rows are updated by their physical address (`ctid`, stable while this statement holds
+/// their lock): joined on the key, the planner would rather hash the whole table. It runs
+/// with sorting disabled ([`claim_pg`]), so the oldest due rows are read in index order and
+/// the scan stops at the limit, whatever the statistics say about `status`.
 const PG_CLAIM: &str = "\
 WITH held AS MATERIALIZED ( \
   SELECT h.subscriber, h.subject, MIN(h.seq) AS seq FROM bus_deliveries h \
@@ -67,15 +78,15 @@ WITH held AS MATERIALIZED ( \
       OR (h.last_error IS NOT NULL AND h.next_attempt_at > $3)) \
   GROUP BY h.subscriber, h.subject), \
 due AS MATERIALIZED ( \
-  SELECT c.seq, c.subscriber FROM bus_deliveries c \
+  SELECT c.ctid AS row FROM bus_deliveries c \
   WHERE c.status = 'pending' AND c.next_attempt_at <= $3 \
   AND (c.lease_until IS NULL OR c.lease_until < $3) \
   AND NOT EXISTS (SELECT 1 FROM held p WHERE p.subscriber = c.subscriber \
       AND p.subject = c.subject AND p.seq < c.seq) \
   ORDER BY c.seq, c.subscriber LIMIT $4 \
   FOR UPDATE OF c SKIP LOCKED) \
-UPDATE bus_deliveries d SET lease_owner = $1, lease_until = $2 FROM due \
-WHERE d.seq = due.seq AND d.subscriber = due.subscriber \
+UPDATE bus_deliveries d SET lease_owner = $1, lease_until = $2 \
+WHERE d.ctid = ANY(ARRAY(SELECT row FROM due)) \
 RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject";
 
 /// After the claim, in a fresh snapshot: gives back every delivery just won that has an
@@ -103,6 +114,22 @@ fn claim_pg(
     lease: NaiveDateTime,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
+    conn.transaction(|conn| claim_pg_in(conn, owner, now, lease, limit))
+}
+
+fn claim_pg_in(
+    conn: &mut PgConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease: NaiveDateTime,
+    limit: i64,
+) -> anyhow::Result<Vec<Claimed>> {
+    // Without statistics on `status` (a new table, or one analysed while nothing was pending)
+    // the planner expects a handful of pending rows and sorts the whole backlog for each
+    // batch: 30 ms per batch at 20,000 pending. Forbidding the sort leaves it the index,
+    // which is already in order (0.8 ms). For this transaction only.
+    conn.batch_execute("SET LOCAL enable_sort = off")
+        .context("lease due deliveries")?;
     let mut won: Vec<Claimed> = diesel::sql_query(PG_CLAIM)
         .bind::<Text, _>(owner)
         .bind::<Timestamp, _>(lease)
@@ -145,9 +172,8 @@ fn claim_serialized(
     lease: NaiveDateTime,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    let sql = placeholders(conn, CANDIDATES);
     let due = |conn: &mut DbConnection| -> anyhow::Result<Vec<Claimed>> {
-        diesel::sql_query(&sql)
+        diesel::sql_query(CANDIDATES)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
