@@ -1,5 +1,6 @@
 //! The call context of outgoing calls: the request id of the work in progress, carried in a
-//! task-local. (The trace travels in the current `tracing` span: see [`crate::telemetry`].)
+//! task-local. (The trace travels in the current `tracing` span when spans are exported, else
+//! here: see [`crate::telemetry`].)
 
 use std::future::Future;
 
@@ -13,6 +14,9 @@ tokio::task_local! {
 pub struct CallContext {
     /// The incoming `x-request-id`.
     pub request_id: Option<String>,
+    /// The request's trace, when no OpenTelemetry layer carries it
+    /// ([`crate::telemetry::continue_trace`]).
+    pub trace: Option<crate::telemetry::Trace>,
 }
 
 impl CallContext {

@@ -109,6 +109,7 @@ async fn calls_carry_a_service_token_and_the_context_headers() {
         crate::telemetry::continue_trace(&server, &incoming).unwrap();
         let ctx = CallContext {
             request_id: Some("req-42".into()),
+            trace: None,
         };
         ctx.scope(r.send(r.request(Method::Get, "/echo")))
             .instrument(server)

@@ -95,17 +95,18 @@ pub async fn request_context(
     );
     // An incoming W3C `traceparent` makes this span a child of the caller's; the trace id
     // goes into every log line of the request.
-    if let Some(trace_id) = crate::telemetry::continue_trace(&span, req.headers()) {
-        span.record("trace_id", tracing::field::display(trace_id));
+    let trace = crate::telemetry::continue_trace(&span, req.headers());
+    if let Some(trace) = trace {
+        span.record("trace_id", tracing::field::display(trace.id));
     }
     // No clone of the request may be held here: routing needs it unshared.
     let started = Instant::now();
 
-    // Calls this request makes to other services carry its id (and, through the span, its
-    // trace).
+    // Calls this request makes to other services carry its id and its trace.
     #[cfg(feature = "client")]
     let context = crate::client::CallContext {
         request_id: Some(request_id.0.clone()),
+        trace,
     };
     let call = AssertUnwindSafe(next.call(req)).catch_unwind();
     #[cfg(feature = "client")]
