@@ -20,19 +20,34 @@ use crate::schema::{
 };
 
 /// PostgreSQL advisory lock taken first by every transaction that moves stock (reserve,
-/// commit, release), so they cannot deadlock on product rows. Each of them locks its own
-/// products in id order, but the relay delivers a batch of commits and releases in one
-/// transaction, whose products, over the batch, come in any order: a reservation holding
-/// product A and waiting for B deadlocked with a batch holding B and wanting A (the victim
-/// then waited a second for the deadlock detector). Stock moves are short, and on SQLite
-/// they are serialized by its single writer anyway.
+/// commit, release), so they cannot deadlock on product rows. Each call locks its own
+/// products in id order, so calls never deadlock with each other, and they share the lock
+/// ([`Inventory::Shared`]): orders for different products go on side by side. The relay
+/// delivers a batch of commits and releases in one transaction, whose products, over the
+/// batch, come in any order: a reservation holding product A and waiting for B deadlocked
+/// with a batch holding B and wanting A (the victim then waited a second for the deadlock
+/// detector). A batch takes the lock alone ([`Inventory::Exclusive`]). Stock moves are
+/// short, and on SQLite they are serialized by its single writer anyway.
 const INVENTORY_LOCK: i64 = 0x0069_6e76_656e_746f;
+
+/// How a transaction holds [`INVENTORY_LOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Inventory {
+    /// One call that locks its products in id order.
+    Shared,
+    /// A relay batch, whose products come in any order.
+    Exclusive,
+}
 
 /// Takes [`INVENTORY_LOCK`] until the end of the transaction (PostgreSQL; SQLite's writer
 /// lock already holds everything).
-pub(super) fn lock_inventory(conn: &mut DbConnection) -> QueryResult<()> {
+pub(super) fn lock_inventory(conn: &mut DbConnection, mode: Inventory) -> QueryResult<()> {
     if let DbConnection::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        let sql = match mode {
+            Inventory::Shared => "SELECT pg_advisory_xact_lock_shared($1)",
+            Inventory::Exclusive => "SELECT pg_advisory_xact_lock($1)",
+        };
+        diesel::sql_query(sql)
             .bind::<diesel::sql_types::BigInt, _>(INVENTORY_LOCK)
             .execute(pg)?;
     }
@@ -153,7 +168,7 @@ impl Store {
         let now = kernel::time::now();
         let key = id.to_string();
         let outcome = self.bus.write(conn, |tx| {
-            lock_inventory(tx.conn())?;
+            lock_inventory(tx.conn(), Inventory::Shared)?;
             // Inserting the reservation first makes a repeated or concurrent call with the same
             // id fail on the primary key, before anything is held, instead of reserving twice.
             diesel::insert_into(reservations::table)

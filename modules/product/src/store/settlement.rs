@@ -12,7 +12,7 @@ use product_api::{
 
 use super::{
     Store, WRITE_ATTEMPTS,
-    reservations::{load_reservation, lock_inventory},
+    reservations::{Inventory, load_reservation, lock_inventory},
 };
 use crate::schema::{product_reservations as reservations, products};
 
@@ -23,7 +23,9 @@ impl Store {
         id: ReservationId,
         to: ReservationStatus,
     ) -> Result<Reservation, ProductError> {
-        let (reservation, touched) = self.bus.write(conn, |tx| self.close(tx, id, to))?;
+        let (reservation, touched) = self
+            .bus
+            .write(conn, |tx| self.close(tx, id, to, Inventory::Shared))?;
         self.committed(conn, &touched);
         Ok(reservation)
     }
@@ -36,7 +38,7 @@ impl Store {
         id: ReservationId,
         to: ReservationStatus,
     ) -> Result<Reservation, ProductError> {
-        let (reservation, touched) = self.close(tx, id, to)?;
+        let (reservation, touched) = self.close(tx, id, to, Inventory::Exclusive)?;
         for (product, version) in touched {
             self.cache.uncommitted(product, version);
         }
@@ -54,10 +56,11 @@ impl Store {
         tx: &mut Tx<'_>,
         id: ReservationId,
         to: ReservationStatus,
+        lock: Inventory,
     ) -> Result<(Reservation, Vec<(ProductId, i64)>), ProductError> {
         use ReservationStatus::{Active, Committed, Released};
         let now = kernel::time::now();
-        lock_inventory(tx.conn()).context("lock the inventory")?;
+        lock_inventory(tx.conn(), lock).context("lock the inventory")?;
         for _ in 0..WRITE_ATTEMPTS {
             let current =
                 load_reservation(tx.conn(), id)?.ok_or(ProductError::ReservationNotFound(id))?;
