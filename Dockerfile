@@ -10,9 +10,9 @@
 
 # ---- build ----
 FROM rust:1-bookworm AS builder
-# diesel's postgres backend links against libpq.
+# libpq is built from source and linked in (pq-sys "bundled"); it needs OpenSSL's headers.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq-dev \
+    && apt-get install -y --no-install-recommends libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -28,7 +28,7 @@ RUN if [ -n "$FEATURES" ]; then \
 # ---- run ----
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 ca-certificates \
+    && apt-get install -y --no-install-recommends libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin tessera \
     && mkdir -p /app \
