@@ -629,6 +629,55 @@ async fn a_relay_in_another_process_wakes_on_the_commit_not_its_poll() {
     );
 }
 
+/// On PostgreSQL a relay holds its batch by row locks: a delivery locked by another relay's
+/// transaction in flight is not taken, later events of its subject wait for it, and other
+/// subjects go on; once the other relay gives up, everything arrives, in order.
+#[tokio::test]
+async fn on_postgresql_a_delivery_locked_by_another_relay_is_neither_taken_nor_overtaken() {
+    let Some(env) = env(Backend::Postgres) else {
+        eprintln!("skipped: TESSERA_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    bus.subscribe(Recorder::new("test.locked")).unwrap();
+    for n in 1..=3 {
+        publish(&bus, &env.db, "a", n);
+    }
+    publish(&bus, &env.db, "b", 4);
+    // Another process's relay has event 1 in its batch, its transaction still open.
+    let other = env.another_process();
+    let mut held = other.get().unwrap();
+    held.batch_execute(
+        "BEGIN; SELECT 1 FROM bus_deliveries \
+         WHERE seq = (SELECT MIN(seq) FROM bus_deliveries) FOR UPDATE",
+    )
+    .unwrap();
+    let mut conn = env.db.get().unwrap();
+    for _ in 0..3 {
+        bus.relay_batch(&mut conn, "relay").unwrap();
+    }
+    assert_eq!(
+        env.effects("test.locked"),
+        [("b".to_owned(), 4)],
+        "only the other subject went"
+    );
+    // The other relay rolls back (it died, say): its delivery is free at once.
+    held.batch_execute("ROLLBACK").unwrap();
+    drain(&bus, &env.db);
+    let a: Vec<i64> = env
+        .effects("test.locked")
+        .into_iter()
+        .filter(|(subject, _)| subject == "a")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(a, [1, 2, 3]);
+    assert!(
+        statuses(&env.db)
+            .iter()
+            .all(|(_, status, attempts)| status == "delivered" && *attempts == 1)
+    );
+}
+
 /// Events `1..=events` each took effect once for `subscriber`, every subject's in order, and
 /// every delivery is recorded delivered at its first attempt.
 fn assert_each_once_in_subject_order(env: &Env, subscriber: &str, events: i64) {

@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use super::{
     Bus, Envelope, Published, Subscriber, Tx,
     claim::{Claimed, release_lease},
-    rows::{mark_delivered, record_in_inbox, record_many_in_inbox},
+    rows::{Holder, mark_delivered, record_in_inbox, record_many_in_inbox},
 };
 use crate::{
     db::{DbConnection, write_tx},
@@ -35,7 +35,7 @@ pub(super) struct Applied {
 }
 
 /// Why the all-in-one transaction gave up.
-enum Together {
+pub(super) enum Together {
     /// The handler of the `n`th delivery failed (its error is reused, not reproduced).
     Failed(usize, anyhow::Error),
     /// Anything else (a lease lost, a database error): go one by one.
@@ -49,14 +49,26 @@ impl From<anyhow::Error> for Together {
 }
 
 impl Bus {
-    /// Applies `claimed` (all to local subscribers), see the module documentation.
+    /// Applies `claimed` (all to local subscribers), see the module documentation. `failed`
+    /// is a delivery whose handler has just failed in this turn ([`super::locked`]): it is
+    /// recorded as failed, and the batch goes one by one, without running that handler again.
     pub(super) fn apply(
         &self,
         conn: &mut DbConnection,
         owner: &str,
         claimed: &[Claimed],
         envelopes: &HashMap<i64, Envelope>,
+        failed: Option<((i64, String), anyhow::Error)>,
     ) -> anyhow::Result<Applied> {
+        if let Some(((seq, subscriber), error)) = failed
+            && let Some(n) = claimed
+                .iter()
+                .position(|c| c.seq == seq && c.subscriber == subscriber)
+        {
+            return write_tx(conn, |conn| {
+                self.apply_one_by_one(conn, owner, claimed, envelopes, Some((n, error)))
+            });
+        }
         let subscribers: Option<Vec<Arc<dyn Subscriber>>> = claimed
             .iter()
             .map(|c| self.subscriber(&c.subscriber))
@@ -65,7 +77,7 @@ impl Bus {
         let mut known = None;
         if let (Some(subscribers), true) = (subscribers, complete) {
             match write_tx(conn, |conn| {
-                self.apply_together(conn, owner, claimed, envelopes, &subscribers)
+                self.apply_together(conn, Holder::Lease(owner), claimed, envelopes, &subscribers)
             }) {
                 Ok(published) => {
                     let outcomes = claimed
@@ -88,10 +100,12 @@ impl Bus {
         })
     }
 
-    fn apply_together(
+    /// Every handler of the batch in the caller's transaction, then one statement that marks
+    /// the deliveries done (held by `holder`); returns what the handlers published.
+    pub(super) fn apply_together(
         &self,
         conn: &mut DbConnection,
-        owner: &str,
+        holder: Holder<'_>,
         claimed: &[Claimed],
         envelopes: &HashMap<i64, Envelope>,
         subscribers: &[Arc<dyn Subscriber>],
@@ -118,7 +132,7 @@ impl Bus {
             .iter()
             .map(|c| (c.seq, c.subscriber.as_str()))
             .collect();
-        if mark_delivered(conn, owner, &keys)? != keys.len() {
+        if mark_delivered(conn, holder, &keys)? != keys.len() {
             return Err(Together::Other(LeaseLost.into()));
         }
         Ok(published)
@@ -254,7 +268,7 @@ impl Bus {
         if record_in_inbox(conn, name, envelope)? {
             published = self.run_handler(conn, subscriber.as_ref(), name, envelope)?;
         }
-        if mark_delivered(conn, owner, &[(seq, name)])? == 0 {
+        if mark_delivered(conn, Holder::Lease(owner), &[(seq, name)])? == 0 {
             // Someone else owns it now; undo the handling so it happens exactly once.
             return Err(LeaseLost.into());
         }

@@ -234,7 +234,8 @@ impl Bus {
                 .iter()
                 .map(|c| (c.seq, c.subscriber.as_str()))
                 .collect();
-            let recorded = super::rows::mark_delivered(conn, owner, &keys)?;
+            let recorded =
+                super::rows::mark_delivered(conn, super::rows::Holder::Lease(owner), &keys)?;
             if recorded < keys.len() {
                 // Another relay took them over and forwards them again; the broker drops the
                 // duplicates by event id.

@@ -21,6 +21,7 @@ pub mod admin;
 mod claim;
 mod deliver;
 pub mod forward;
+mod locked;
 pub mod nats;
 pub mod relay;
 mod rows;

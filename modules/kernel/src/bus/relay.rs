@@ -19,8 +19,8 @@ use uuid::Uuid;
 pub use super::claim::Claimed;
 pub(crate) use super::rows::{EventRow, placeholders, record_in_inbox};
 use super::{
-    Bus, DeliveryStatus, Envelope, claim::release_lease, rows::load_envelopes,
-    schema::bus_deliveries,
+    Bus, DeliveryStatus, Envelope, claim::release_lease, deliver::Applied, locked::Locked,
+    rows::load_envelopes, schema::bus_deliveries,
 };
 use crate::db::{DbConnection, write_tx};
 
@@ -120,6 +120,18 @@ impl Bus {
     /// ([`super::deliver`]). Deliveries to a forwarder stay leased and are returned with
     /// their events.
     fn relay_local(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Batch> {
+        // PostgreSQL without a broker: the batch under row locks, in one transaction.
+        let failed = match self.relay_locked(conn) {
+            Locked::Applied(local, applied) => {
+                self.count(&applied);
+                return Ok(Batch {
+                    local,
+                    forwards: Vec::new(),
+                });
+            }
+            Locked::Nothing => None,
+            Locked::Failed(delivery, error) => Some((delivery, error)),
+        };
         let claimed = self.claim(conn, owner)?;
         if claimed.is_empty() {
             return Ok(Batch::default());
@@ -139,8 +151,17 @@ impl Bus {
         if claimed.is_empty() {
             return Ok(Batch { local: 0, forwards });
         }
-        let applied = self.apply(conn, owner, &claimed, &envelopes)?;
-        // One counter update per (subscriber, outcome), not per delivery.
+        let applied = self.apply(conn, owner, &claimed, &envelopes, failed)?;
+        self.count(&applied);
+        Ok(Batch {
+            local: claimed.len(),
+            forwards,
+        })
+    }
+
+    /// Counts a committed batch in the metrics (one counter update per subscriber and
+    /// outcome, not per delivery) and wakes the relays for what its handlers published.
+    fn count(&self, applied: &Applied) {
         let mut counts: Vec<(&str, crate::metrics::Delivery, u64)> = Vec::new();
         for (subscriber, outcome) in &applied.outcomes {
             match counts
@@ -158,10 +179,6 @@ impl Bus {
             crate::metrics::events_published(&applied.published);
             self.wake_relay_for(&applied.published);
         }
-        Ok(Batch {
-            local: claimed.len(),
-            forwards,
-        })
     }
 
     pub(crate) fn record_failure(

@@ -90,24 +90,43 @@ struct InboxKey {
     event_id: String,
 }
 
-/// Marks leased deliveries handled; returns how many were still leased to `owner` (fewer
-/// than given means another relay took some over). On PostgreSQL one statement.
+/// Who holds the deliveries being recorded: a relay, by its lease, or the recording
+/// transaction itself, by row locks ([`super::locked`], PostgreSQL only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder<'a> {
+    Lease(&'a str),
+    Lock,
+}
+
+/// Marks held deliveries handled; returns how many were still held (fewer than given means
+/// another relay took some over a lease that ran out). On PostgreSQL one statement.
 pub(crate) fn mark_delivered(
     conn: &mut DbConnection,
-    owner: &str,
+    holder: Holder<'_>,
     deliveries: &[(i64, &str)],
 ) -> anyhow::Result<usize> {
     let now = crate::time::now();
     if let DbConnection::Postgresql(pg) = conn {
         let (seqs, subscribers): (Vec<i64>, Vec<&str>) = deliveries.iter().copied().unzip();
-        return diesel::sql_query(PG_MARK_DELIVERED)
-            .bind::<Timestamp, _>(now)
-            .bind::<Array<BigInt>, _>(&seqs)
-            .bind::<Array<Text>, _>(&subscribers)
-            .bind::<Text, _>(owner)
-            .execute(pg)
-            .context("record deliveries");
+        let marked = match holder {
+            Holder::Lease(owner) => diesel::sql_query(PG_MARK_DELIVERED)
+                .bind::<Timestamp, _>(now)
+                .bind::<Array<BigInt>, _>(&seqs)
+                .bind::<Array<Text>, _>(&subscribers)
+                .bind::<Text, _>(owner)
+                .execute(pg),
+            // Nobody else can lease a row this transaction holds locked.
+            Holder::Lock => diesel::sql_query(PG_MARK_LOCKED_DELIVERED)
+                .bind::<Timestamp, _>(now)
+                .bind::<Array<BigInt>, _>(&seqs)
+                .bind::<Array<Text>, _>(&subscribers)
+                .execute(pg),
+        };
+        return marked.context("record deliveries");
     }
+    let Holder::Lease(owner) = holder else {
+        bail!("deliveries are held by row locks only on PostgreSQL");
+    };
     let mut recorded = 0;
     for (seq, subscriber) in deliveries {
         recorded += diesel::update(
@@ -132,6 +151,12 @@ pub(crate) fn mark_delivered(
 const PG_MARK_DELIVERED: &str = "UPDATE bus_deliveries d SET status = 'delivered', \
     attempts = d.attempts + 1, delivered_at = $1, lease_owner = NULL, lease_until = NULL, \
     last_error = NULL WHERE d.seq = ANY($2) AND d.lease_owner = $4 \
+    AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))";
+
+/// The same for rows this transaction holds locked.
+const PG_MARK_LOCKED_DELIVERED: &str = "UPDATE bus_deliveries d SET status = 'delivered', \
+    attempts = d.attempts + 1, delivered_at = $1, lease_owner = NULL, lease_until = NULL, \
+    last_error = NULL WHERE d.seq = ANY($2) AND d.status = 'pending' \
     AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))";
 
 /// Raw SQL is written with `?` placeholders; PostgreSQL wants `$1, $2, …`.

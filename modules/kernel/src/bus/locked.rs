@@ -1,0 +1,248 @@
+//! PostgreSQL's fast path for local subscribers: deliveries held by row locks, not leases.
+//!
+//! One transaction locks the oldest due deliveries of this process's local subscribers
+//! (`FOR UPDATE SKIP LOCKED`, with their events in the same statement), keeps per-subject
+//! order, runs the handlers and marks the deliveries done: one commit per batch and no lease
+//! written or cleared. The row locks are the lease: another relay skips the rows, and a relay
+//! that dies gives them up with its connection, at once instead of when a lease runs out.
+//!
+//! Anything unusual goes the leased way ([`super::claim`], [`super::deliver`]) in the same
+//! turn: when a handler fails, the transaction rolls back and the leased path records the
+//! failure (its retry, or the dead letter) without running that handler again; deliveries to
+//! a broker are always leased, since they are sent outside any transaction, so a process that
+//! forwards to one keeps the leased path for everything.
+
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    sync::Arc,
+};
+
+use chrono::NaiveDateTime;
+use diesel::{
+    connection::SimpleConnection,
+    pg::PgConnection,
+    prelude::*,
+    sql_types::{Array, BigInt, Text, Timestamp},
+};
+
+use super::{
+    Bus, Subscriber,
+    claim::Claimed,
+    deliver::{Applied, Together},
+    rows::{EventRow, Holder},
+};
+use crate::{db::DbConnection, metrics::Delivery};
+
+/// The oldest due deliveries of the subscribers in `$3`, locked, with their events; the same
+/// choice as [`super::claim`]'s `PG_CLAIM` (keys held up by a live lease or a retry wait are
+/// left out), with sorting off so the index's order is read up to the limit.
+const PG_LOCK_DUE: &str = "\
+WITH held AS MATERIALIZED ( \
+  SELECT h.subscriber, h.subject, MIN(h.seq) AS seq FROM bus_deliveries h \
+  WHERE h.status = 'pending' AND ((h.lease_until IS NOT NULL AND h.lease_until >= $1) \
+      OR (h.last_error IS NOT NULL AND h.next_attempt_at > $1)) \
+  GROUP BY h.subscriber, h.subject), \
+due AS MATERIALIZED ( \
+  SELECT c.seq, c.subscriber, c.subject FROM bus_deliveries c \
+  WHERE c.status = 'pending' AND c.next_attempt_at <= $1 \
+  AND (c.lease_until IS NULL OR c.lease_until < $1) AND c.subscriber = ANY($3) \
+  AND NOT EXISTS (SELECT 1 FROM held p WHERE p.subscriber = c.subscriber \
+      AND p.subject = c.subject AND p.seq < c.seq) \
+  ORDER BY c.seq, c.subscriber LIMIT $2 \
+  FOR UPDATE OF c SKIP LOCKED) \
+SELECT due.seq AS seq, due.subscriber AS subscriber, e.id AS id, e.source AS source, \
+  e.type AS kind, e.subject AS subject, e.time AS time, e.data AS data \
+FROM due JOIN bus_events e ON e.seq = due.seq";
+
+/// In a fresh snapshot, per (subscriber, subject) of the batch: the first pending delivery
+/// that is not in the batch (another relay holds it, or it was skipped). Later deliveries of
+/// that key must wait for it.
+const PG_EARLIER: &str = "\
+SELECT k.subscriber AS subscriber, k.subject AS subject, f.seq AS seq \
+FROM (SELECT DISTINCT s AS subscriber, j AS subject FROM unnest($1::text[], $2::text[]) AS t(s, j)) k \
+CROSS JOIN LATERAL ( \
+  SELECT p.seq FROM bus_deliveries p WHERE p.subscriber = k.subscriber \
+  AND p.subject = k.subject AND p.status = 'pending' \
+  AND (p.seq, p.subscriber) NOT IN (SELECT * FROM unnest($3::bigint[], $1::text[])) \
+  ORDER BY p.seq LIMIT 1) f";
+
+#[derive(QueryableByName)]
+struct LockedRow {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Text)]
+    subscriber: String,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    source: String,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    subject: String,
+    #[diesel(sql_type = Timestamp)]
+    time: NaiveDateTime,
+    #[diesel(sql_type = Text)]
+    data: String,
+}
+
+#[derive(QueryableByName)]
+struct Earlier {
+    #[diesel(sql_type = Text)]
+    subscriber: String,
+    #[diesel(sql_type = Text)]
+    subject: String,
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+}
+
+/// What the fast path did in one turn.
+pub(super) enum Locked {
+    /// Applied this many deliveries, committed.
+    Applied(usize, Applied),
+    /// Nothing it could take: the leased path has the turn.
+    Nothing,
+    /// A handler failed: everything was rolled back, and the leased path records this
+    /// delivery's failure (`(seq, subscriber)`) without running its handler again.
+    Failed((i64, String), anyhow::Error),
+}
+
+/// Why the fast path's transaction rolled back.
+enum Abort {
+    Handler((i64, String), anyhow::Error),
+    Other(anyhow::Error),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Other(e.into())
+    }
+}
+
+impl Bus {
+    /// The local subscribers the fast path may serve: `None` when this process forwards to a
+    /// broker (see the module docs) or has no subscriber.
+    fn lock_path_subscribers(&self) -> Option<Vec<Arc<dyn Subscriber>>> {
+        let subscribers = self.inner.subscribers.read().ok()?;
+        if subscribers.is_empty() || subscribers.iter().any(|s| s.forwarder().is_some()) {
+            return None;
+        }
+        Some(subscribers.clone())
+    }
+
+    /// One turn of the fast path (see the module docs); PostgreSQL only. A database error
+    /// rolls back and leaves the turn to the leased path, which reports it if it persists.
+    pub(super) fn relay_locked(&self, conn: &mut DbConnection) -> Locked {
+        if !matches!(conn, DbConnection::Postgresql(_)) {
+            return Locked::Nothing;
+        }
+        let Some(subscribers) = self.lock_path_subscribers() else {
+            return Locked::Nothing;
+        };
+        match conn.transaction(|conn| self.apply_locked(conn, &subscribers)) {
+            Ok(Some((n, applied))) => Locked::Applied(n, applied),
+            Ok(None) => Locked::Nothing,
+            Err(Abort::Handler(key, error)) => Locked::Failed(key, error),
+            Err(Abort::Other(error)) => {
+                tracing::debug!(error = %format!("{error:#}"), "the batch goes the leased way");
+                Locked::Nothing
+            }
+        }
+    }
+
+    fn apply_locked(
+        &self,
+        conn: &mut DbConnection,
+        subscribers: &[Arc<dyn Subscriber>],
+    ) -> Result<Option<(usize, Applied)>, Abort> {
+        let DbConnection::Postgresql(pg) = conn else {
+            return Ok(None);
+        };
+        pg.batch_execute("SET LOCAL enable_sort = off")?;
+        let names: Vec<&str> = subscribers.iter().map(|s| s.name()).collect();
+        let mut rows: Vec<LockedRow> = diesel::sql_query(PG_LOCK_DUE)
+            .bind::<Timestamp, _>(crate::time::now())
+            .bind::<BigInt, _>(i64::from(self.settings().batch_size))
+            .bind::<Array<Text>, _>(&names)
+            .load(pg)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.sort_unstable_by(|a, b| (a.seq, &a.subscriber).cmp(&(b.seq, &b.subscriber)));
+        let earlier = earlier_elsewhere(pg, &rows)?;
+        rows.retain(|r| {
+            earlier
+                .get(&(r.subscriber.clone(), r.subject.clone()))
+                .is_none_or(|first| r.seq < *first)
+        });
+        let mut claimed = Vec::with_capacity(rows.len());
+        let mut handlers = Vec::with_capacity(rows.len());
+        let mut envelopes = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let Some(handler) = subscribers.iter().find(|s| s.name() == row.subscriber) else {
+                continue;
+            };
+            handlers.push(handler.clone());
+            claimed.push(Claimed {
+                seq: row.seq,
+                subscriber: row.subscriber,
+                subject: row.subject.clone(),
+            });
+            if let Entry::Vacant(slot) = envelopes.entry(row.seq) {
+                let event = EventRow {
+                    seq: row.seq,
+                    id: row.id,
+                    source: row.source,
+                    kind: row.kind,
+                    subject: row.subject,
+                    time: row.time,
+                    data: row.data,
+                };
+                slot.insert(event.into_envelope().map_err(Abort::Other)?);
+            }
+        }
+        if claimed.is_empty() {
+            return Ok(None);
+        }
+        let published = self
+            .apply_together(conn, Holder::Lock, &claimed, &envelopes, &handlers)
+            .map_err(|e| match e {
+                Together::Failed(n, error) => {
+                    let c = &claimed[n];
+                    Abort::Handler((c.seq, c.subscriber.clone()), error)
+                }
+                Together::Other(error) => Abort::Other(error),
+            })?;
+        let outcomes = claimed
+            .iter()
+            .map(|c| (c.subscriber.clone(), Delivery::Delivered))
+            .collect();
+        Ok(Some((
+            claimed.len(),
+            Applied {
+                published,
+                outcomes,
+            },
+        )))
+    }
+}
+
+/// Per (subscriber, subject) of `rows`, the first pending delivery not among them
+/// ([`PG_EARLIER`]).
+fn earlier_elsewhere(
+    pg: &mut PgConnection,
+    rows: &[LockedRow],
+) -> Result<HashMap<(String, String), i64>, Abort> {
+    let subscribers: Vec<&str> = rows.iter().map(|r| r.subscriber.as_str()).collect();
+    let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let earlier: Vec<Earlier> = diesel::sql_query(PG_EARLIER)
+        .bind::<Array<Text>, _>(&subscribers)
+        .bind::<Array<Text>, _>(&subjects)
+        .bind::<Array<BigInt>, _>(&seqs)
+        .load(pg)?;
+    Ok(earlier
+        .into_iter()
+        .map(|e| ((e.subscriber, e.subject), e.seq))
+        .collect())
+}
