@@ -7,6 +7,10 @@
 //! is only kept when no earlier delivery of the same subject to the same subscriber is still
 //! pending elsewhere, which keeps per-subject order. The relay wakes on this process's commits
 //! and, on PostgreSQL, on other processes' ([`super::wake`]); the poll is the fallback.
+//!
+//! On PostgreSQL, a process that forwards to no broker first tries each batch under row locks
+//! ([`super::locked`]): the same choice of deliveries, applied and recorded in the
+//! transaction that locked them, with no lease written; the leased path takes what it leaves.
 
 use std::time::Duration;
 
