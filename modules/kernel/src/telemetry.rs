@@ -28,7 +28,7 @@ use actix_web::http::header::HeaderMap as ActixHeaders;
 use anyhow::Context as _;
 use opentelemetry::{
     propagation::{Extractor, TextMapPropagator},
-    trace::{TraceContextExt, TraceFlags, TraceId, TracerProvider as _},
+    trace::{TraceContextExt, TraceId, TracerProvider as _},
 };
 use opentelemetry_sdk::{
     Resource,
@@ -241,9 +241,9 @@ pub fn inject(span: &tracing::Span, headers: &mut reqwest::header::HeaderMap) {
             return;
         };
         let flags = if trace.sampled {
-            TraceFlags::SAMPLED
+            opentelemetry::trace::TraceFlags::SAMPLED
         } else {
-            TraceFlags::default()
+            opentelemetry::trace::TraceFlags::default()
         };
         let header = format!(
             "00-{}-{}-{:02x}",

@@ -61,33 +61,52 @@ AND NOT EXISTS (SELECT 1 FROM bus_deliveries p INDEXED BY bus_deliveries_order_i
     AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
 ORDER BY d.seq, d.subscriber LIMIT ?";
 
-/// The candidates above, leased in the same statement. The keys held up are found first,
-/// through small partial indexes (live leases; failed deliveries waiting for their retry,
-/// which always carry `last_error`), instead of probing each candidate's history. Rows
-/// another relay is leasing right now are skipped, not waited for; PostgreSQL re-checks a
-/// locked row's own conditions, so a row leased and committed meanwhile is left out.
-///
-/// The rows are updated by their physical address (`ctid`, stable while this statement holds
-/// their lock): joined on the key, the planner would rather hash the whole table. It runs
-/// with sorting disabled ([`claim_pg`]), so the oldest due rows are read in index order and
-/// the scan stops at the limit, whatever the statistics say about `status`.
-const PG_CLAIM: &str = "\
-WITH held AS MATERIALIZED ( \
-  SELECT h.subscriber, h.subject, MIN(h.seq) AS seq FROM bus_deliveries h \
-  WHERE h.status = 'pending' AND ((h.lease_until IS NOT NULL AND h.lease_until >= $3) \
-      OR (h.last_error IS NOT NULL AND h.next_attempt_at > $3)) \
-  GROUP BY h.subscriber, h.subject), \
-due AS MATERIALIZED ( \
-  SELECT c.ctid AS row FROM bus_deliveries c \
-  WHERE c.status = 'pending' AND c.next_attempt_at <= $3 \
-  AND (c.lease_until IS NULL OR c.lease_until < $3) \
-  AND NOT EXISTS (SELECT 1 FROM held p WHERE p.subscriber = c.subscriber \
-      AND p.subject = c.subject AND p.seq < c.seq) \
-  ORDER BY c.seq, c.subscriber LIMIT $4 \
-  FOR UPDATE OF c SKIP LOCKED) \
-UPDATE bus_deliveries d SET lease_owner = $1, lease_until = $2 \
-WHERE d.ctid = ANY(ARRAY(SELECT row FROM due)) \
-RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject";
+/// The oldest due deliveries, locked, as both PostgreSQL batches choose them (this module's
+/// lease, [`super::locked`]'s row-lock path), with `$columns` and an extra `$filter`, `$now`
+/// and `$limit` naming the parameters. The keys held up are found first, through small
+/// partial indexes (live leases; failed deliveries waiting for their retry, which always
+/// carry `last_error`), instead of probing each candidate's history. Rows another relay is
+/// locking right now are skipped, not waited for; PostgreSQL re-checks a locked row's own
+/// conditions, so a row leased and committed meanwhile is left out. Run it with sorting
+/// disabled ([`claim_pg`]), so the oldest due rows are read in index order and the scan stops
+/// at the limit, whatever the statistics say about `status`.
+macro_rules! pg_due {
+    (now: $now:literal, limit: $limit:literal, columns: $columns:literal, filter: $filter:literal) => {
+        concat!(
+            "WITH held AS MATERIALIZED ( \
+              SELECT h.subscriber, h.subject, MIN(h.seq) AS seq FROM bus_deliveries h \
+              WHERE h.status = 'pending' AND ((h.lease_until IS NOT NULL AND h.lease_until >= ",
+            $now,
+            ") OR (h.last_error IS NOT NULL AND h.next_attempt_at > ",
+            $now,
+            ")) GROUP BY h.subscriber, h.subject), \
+            due AS MATERIALIZED ( SELECT ",
+            $columns,
+            " FROM bus_deliveries c WHERE c.status = 'pending' AND c.next_attempt_at <= ",
+            $now,
+            " AND (c.lease_until IS NULL OR c.lease_until < ",
+            $now,
+            ") ",
+            $filter,
+            " AND NOT EXISTS (SELECT 1 FROM held p WHERE p.subscriber = c.subscriber \
+              AND p.subject = c.subject AND p.seq < c.seq) \
+            ORDER BY c.seq, c.subscriber LIMIT ",
+            $limit,
+            " FOR UPDATE OF c SKIP LOCKED) "
+        )
+    };
+}
+pub(super) use pg_due;
+
+/// The choice above, leased in the same statement. The rows are updated by their physical
+/// address (`ctid`, stable while this statement holds their lock): joined on the key, the
+/// planner would rather hash the whole table.
+const PG_CLAIM: &str = concat!(
+    pg_due!(now: "$3", limit: "$4", columns: "c.ctid AS row", filter: ""),
+    "UPDATE bus_deliveries d SET lease_owner = $1, lease_until = $2 \
+    WHERE d.ctid = ANY(ARRAY(SELECT row FROM due)) \
+    RETURNING d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject"
+);
 
 /// After the claim, in a fresh snapshot: gives back every delivery just won that has an
 /// earlier pending delivery of its subscriber and subject not leased to us (another relay
@@ -114,22 +133,25 @@ fn claim_pg(
     lease: NaiveDateTime,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    conn.transaction(|conn| claim_pg_in(conn, owner, now, lease, limit))
+    conn.transaction(|conn| {
+        // Without statistics on `status` (a new table, or one analysed while nothing was
+        // pending) the planner expects a handful of pending rows and sorts the whole backlog
+        // for each batch: 30 ms per batch at 20,000 pending. Forbidding the sort leaves it the
+        // index, which is already in order (0.8 ms). For this transaction only.
+        conn.batch_execute("SET LOCAL enable_sort = off")
+            .context("lease due deliveries")?;
+        give_back_overtaking(conn, owner, now, lease, limit)
+    })
 }
 
-fn claim_pg_in(
+/// [`PG_CLAIM`], then [`PG_GIVE_BACK`].
+fn give_back_overtaking(
     conn: &mut PgConnection,
     owner: &str,
     now: NaiveDateTime,
     lease: NaiveDateTime,
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
-    // Without statistics on `status` (a new table, or one analysed while nothing was pending)
-    // the planner expects a handful of pending rows and sorts the whole backlog for each
-    // batch: 30 ms per batch at 20,000 pending. Forbidding the sort leaves it the index,
-    // which is already in order (0.8 ms). For this transaction only.
-    conn.batch_execute("SET LOCAL enable_sort = off")
-        .context("lease due deliveries")?;
     let mut won: Vec<Claimed> = diesel::sql_query(PG_CLAIM)
         .bind::<Text, _>(owner)
         .bind::<Timestamp, _>(lease)

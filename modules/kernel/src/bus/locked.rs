@@ -27,32 +27,25 @@ use diesel::{
 
 use super::{
     Bus, Subscriber,
-    claim::Claimed,
+    claim::{Claimed, pg_due},
     deliver::{Applied, Together},
     rows::{EventRow, Holder},
 };
 use crate::{db::DbConnection, metrics::Delivery};
 
-/// The oldest due deliveries of the subscribers in `$3`, locked, with their events; the same
-/// choice as [`super::claim`]'s `PG_CLAIM` (keys held up by a live lease or a retry wait are
-/// left out), with sorting off so the index's order is read up to the limit.
-const PG_LOCK_DUE: &str = "\
-WITH held AS MATERIALIZED ( \
-  SELECT h.subscriber, h.subject, MIN(h.seq) AS seq FROM bus_deliveries h \
-  WHERE h.status = 'pending' AND ((h.lease_until IS NOT NULL AND h.lease_until >= $1) \
-      OR (h.last_error IS NOT NULL AND h.next_attempt_at > $1)) \
-  GROUP BY h.subscriber, h.subject), \
-due AS MATERIALIZED ( \
-  SELECT c.seq, c.subscriber, c.subject FROM bus_deliveries c \
-  WHERE c.status = 'pending' AND c.next_attempt_at <= $1 \
-  AND (c.lease_until IS NULL OR c.lease_until < $1) AND c.subscriber = ANY($3) \
-  AND NOT EXISTS (SELECT 1 FROM held p WHERE p.subscriber = c.subscriber \
-      AND p.subject = c.subject AND p.seq < c.seq) \
-  ORDER BY c.seq, c.subscriber LIMIT $2 \
-  FOR UPDATE OF c SKIP LOCKED) \
-SELECT due.seq AS seq, due.subscriber AS subscriber, e.id AS id, e.source AS source, \
-  e.type AS kind, e.subject AS subject, e.time AS time, e.data AS data \
-FROM due JOIN bus_events e ON e.seq = due.seq";
+/// The oldest due deliveries of the subscribers in `$1`, locked, with their events: the same
+/// choice as the leased path's ([`pg_due`]), here with `$2` the limit and `$3` now.
+const PG_LOCK_DUE: &str = concat!(
+    pg_due!(
+        now: "$3",
+        limit: "$2",
+        columns: "c.seq, c.subscriber",
+        filter: "AND c.subscriber = ANY($1)"
+    ),
+    "SELECT due.seq AS seq, due.subscriber AS subscriber, e.id AS id, e.source AS source, \
+    e.type AS kind, e.subject AS subject, e.time AS time, e.data AS data \
+    FROM due JOIN bus_events e ON e.seq = due.seq"
+);
 
 /// In a fresh snapshot, per (subscriber, subject) of the batch: the first pending delivery
 /// that is not in the batch (another relay holds it, or it was skipped). Later deliveries of
@@ -161,9 +154,9 @@ impl Bus {
         pg.batch_execute("SET LOCAL enable_sort = off")?;
         let names: Vec<&str> = subscribers.iter().map(|s| s.name()).collect();
         let mut rows: Vec<LockedRow> = diesel::sql_query(PG_LOCK_DUE)
-            .bind::<Timestamp, _>(crate::time::now())
-            .bind::<BigInt, _>(i64::from(self.settings().batch_size))
             .bind::<Array<Text>, _>(&names)
+            .bind::<BigInt, _>(i64::from(self.settings().batch_size))
+            .bind::<Timestamp, _>(crate::time::now())
             .load(pg)?;
         if rows.is_empty() {
             return Ok(None);
