@@ -330,3 +330,49 @@ async fn in_a_split_deployment_an_order_is_one_trace_across_the_order_and_produc
     // Its log says so too.
     assert!(product.log().contains(&trace_id), "{}", product.log());
 }
+
+/// Without a collector no OpenTelemetry layer runs and nothing is exported, yet every request
+/// still has a trace id in its log line: the caller's, or a new one of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_collector_the_log_lines_still_carry_the_trace_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = serve(Path::new(env!("CARGO_BIN_EXE_tessera")), dir.path(), &[]);
+    let (header, trace_id, _) = traceparent();
+    let (continued, fresh) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/products/{continued}", app.base))
+        .header("traceparent", header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = reqwest::get(format!("{}/api/v1/products/{fresh}", app.base))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let logged = |path: uuid::Uuid| {
+        let log = app.log();
+        log.lines()
+            .find(|l| l.contains("request completed") && l.contains(&path.to_string()))
+            .map(str::to_owned)
+    };
+    eventually("both requests are logged", || async {
+        logged(continued).is_some() && logged(fresh).is_some()
+    })
+    .await;
+    let line = logged(continued).unwrap();
+    assert!(line.contains(&format!("trace_id={trace_id}")), "{line}");
+    let line = logged(fresh).unwrap();
+    let own = line
+        .split("trace_id=")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    assert_eq!(own.len(), 32, "a trace id of its own: {line}");
+    assert_ne!(own, trace_id);
+}
