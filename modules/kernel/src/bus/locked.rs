@@ -163,11 +163,14 @@ impl Bus {
         }
         rows.sort_unstable_by(|a, b| (a.seq, &a.subscriber).cmp(&(b.seq, &b.subscriber)));
         let earlier = earlier_elsewhere(pg, &rows)?;
-        rows.retain(|r| {
-            earlier
-                .get(&(r.subscriber.clone(), r.subject.clone()))
-                .is_none_or(|first| r.seq < *first)
-        });
+        // Usually empty: no key to look up for each row then.
+        if !earlier.is_empty() {
+            rows.retain(|r| {
+                earlier
+                    .get(&(r.subscriber.clone(), r.subject.clone()))
+                    .is_none_or(|first| r.seq < *first)
+            });
+        }
         let mut claimed = Vec::with_capacity(rows.len());
         let mut handlers = Vec::with_capacity(rows.len());
         let mut envelopes = HashMap::with_capacity(rows.len());
