@@ -29,6 +29,7 @@ mod blocking;
 mod connect;
 mod migrate;
 mod page;
+mod prepared;
 mod retry;
 mod unit;
 mod writer;
@@ -36,6 +37,7 @@ mod writer;
 pub use blocking::BlockingStore;
 pub use connect::{DbManager, DbTarget, redact_url};
 pub use page::{KeysetPage, page_total};
+pub use prepared::{Bind, Binds, Prepared, prepared};
 pub use retry::{
     CONFLICT_ATTEMPTS, Retryable, in_transaction, is_retryable, is_retryable_db_error,
     retry_on_conflict,
