@@ -19,7 +19,7 @@ use diesel::{
 };
 
 use super::{Bus, DeliveryStatus, schema::bus_deliveries};
-use crate::db::{DbConnection, write_tx};
+use crate::db::{DbConnection, prepared, write_tx};
 
 impl Bus {
     /// Leases due deliveries to `owner`; returns what it won, oldest first. `owner` names one
@@ -44,22 +44,43 @@ impl Bus {
     }
 }
 
-/// Due, unleased, pending deliveries, oldest first, leaving out any whose subject has an
-/// earlier pending delivery to the same subscriber that cannot go now (waiting for a retry,
-/// or leased by another relay): per-subject order. SQLite only (PostgreSQL has
-/// [`PG_CLAIM`]). The indexes are named: without statistics SQLite probes each candidate's
-/// history through the status index, reading every earlier pending row (a batch of 256 from
-/// a 20,000-event backlog took 8 ms that way, 0.9 ms this way).
-const CANDIDATES: &str = "\
-SELECT d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject \
-FROM bus_deliveries d INDEXED BY bus_deliveries_pending_idx \
-WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
-AND (d.lease_until IS NULL OR d.lease_until < ?) \
-AND NOT EXISTS (SELECT 1 FROM bus_deliveries p INDEXED BY bus_deliveries_order_idx \
-    WHERE p.subscriber = d.subscriber \
-    AND p.subject = d.subject AND p.status = 'pending' AND p.seq < d.seq \
-    AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
-ORDER BY d.seq, d.subscriber LIMIT ?";
+/// The oldest due deliveries on SQLite, as both its batches choose them (this module's
+/// lease, [`super::locked`]'s path under the write lock): due, unleased and pending, oldest
+/// first, leaving out any whose subject has an earlier pending delivery to the same
+/// subscriber that cannot go now (waiting for a retry, or leased by another relay):
+/// per-subject order. `$columns`, a `$join` and a `$filter` complete it; the parameters
+/// are now, now, those of `$filter`, now, now and the limit. The indexes are named: without statistics SQLite would probe each
+/// candidate's history through the status index. The held-back check reads only deliveries
+/// that are leased or have failed (`bus_deliveries_held_idx`, partial; a future
+/// `next_attempt_at` always comes with `last_error`), not every pending one of the key, so
+/// it costs the same at 20,000 pending as at 20.
+macro_rules! sqlite_due {
+    (columns: $columns:literal, join: $join:literal, filter: $filter:literal) => {
+        concat!(
+            "SELECT ",
+            $columns,
+            " FROM bus_deliveries d INDEXED BY bus_deliveries_pending_idx ",
+            $join,
+            " WHERE d.status = 'pending' AND d.next_attempt_at <= ? \
+            AND (d.lease_until IS NULL OR d.lease_until < ?) ",
+            $filter,
+            " AND NOT EXISTS (SELECT 1 FROM bus_deliveries p INDEXED BY bus_deliveries_held_idx \
+              WHERE p.subscriber = d.subscriber AND p.subject = d.subject \
+              AND p.status = 'pending' AND (p.lease_until IS NOT NULL OR p.last_error IS NOT NULL) \
+              AND p.seq < d.seq \
+              AND (p.next_attempt_at > ? OR (p.lease_until IS NOT NULL AND p.lease_until >= ?))) \
+            ORDER BY d.seq, d.subscriber LIMIT ?"
+        )
+    };
+}
+pub(super) use sqlite_due;
+
+/// The choice above, for the lease.
+const CANDIDATES: &str = sqlite_due!(
+    columns: "d.seq AS seq, d.subscriber AS subscriber, d.subject AS subject",
+    join: "",
+    filter: ""
+);
 
 /// The oldest due deliveries, locked, as both PostgreSQL batches choose them (this module's
 /// lease, [`super::locked`]'s row-lock path), with `$columns` and an extra `$filter`, `$now`
@@ -195,7 +216,10 @@ fn claim_serialized(
     limit: i64,
 ) -> anyhow::Result<Vec<Claimed>> {
     let due = |conn: &mut DbConnection| -> anyhow::Result<Vec<Claimed>> {
-        diesel::sql_query(CANDIDATES)
+        let DbConnection::Sqlite(conn) = conn else {
+            anyhow::bail!("the serialized claim is SQLite's");
+        };
+        prepared(CANDIDATES)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
             .bind::<Timestamp, _>(now)
