@@ -15,9 +15,9 @@ use utoipa::ToSchema;
 
 use super::{
     Envelope,
-    schema::{bus_deliveries, bus_events, bus_inbox},
+    schema::{bus_events, bus_inbox},
 };
-use crate::db::DbConnection;
+use crate::db::{DbConnection, prepared};
 
 /// Records `envelope` as handled by `subscriber`; `false` when it already was. One statement,
 /// so concurrent deliveries of the same event cannot both see "first time".
@@ -46,41 +46,58 @@ pub(crate) fn record_in_inbox(
 }
 
 /// Records a batch of (subscriber, event) pairs as handled; returns, per pair, whether it
-/// is new. On PostgreSQL one statement for the whole batch.
+/// is new. One statement for the whole batch.
 pub(crate) fn record_many_in_inbox(
     conn: &mut DbConnection,
     pairs: &[(&str, &Envelope)],
 ) -> anyhow::Result<Vec<bool>> {
-    let DbConnection::Postgresql(pg) = conn else {
-        return pairs
-            .iter()
-            .map(|(subscriber, envelope)| record_in_inbox(conn, subscriber, envelope))
-            .collect();
-    };
-    let (subscribers, ids): (Vec<&str>, Vec<String>) = pairs
+    let ids: Vec<String> = pairs
         .iter()
-        .map(|(subscriber, envelope)| (*subscriber, envelope.id.to_string()))
-        .unzip();
-    let new: Vec<InboxKey> = diesel::sql_query(PG_INBOX_MANY)
-        .bind::<Array<Text>, _>(&subscribers)
-        .bind::<Array<Text>, _>(&ids)
-        .bind::<Timestamp, _>(crate::time::now())
-        .load(pg)
-        .context("write inbox")?;
+        .map(|(_, envelope)| envelope.id.to_string())
+        .collect();
+    let now = crate::time::now();
+    let new: Vec<InboxKey> = match conn {
+        DbConnection::Postgresql(pg) => {
+            let subscribers: Vec<&str> = pairs.iter().map(|(s, _)| *s).collect();
+            prepared(PG_INBOX_MANY)
+                .bind::<Timestamp, _>(now)
+                .bind::<Array<Text>, _>(subscribers)
+                .bind::<Array<Text>, _>(&ids)
+                .load(pg)
+        }
+        DbConnection::Sqlite(sqlite) => {
+            let keys: Vec<(&str, &str)> = pairs
+                .iter()
+                .zip(&ids)
+                .map(|((s, _), id)| (*s, id.as_str()))
+                .collect();
+            prepared(SQLITE_INBOX_MANY)
+                .bind::<Timestamp, _>(now)
+                .bind::<Text, _>(serde_json::to_string(&keys)?)
+                .load(sqlite)
+        }
+    }
+    .context("write inbox")?;
     let new: HashSet<(&str, &str)> = new
         .iter()
         .map(|k| (k.subscriber.as_str(), k.event_id.as_str()))
         .collect();
-    Ok(subscribers
+    Ok(pairs
         .iter()
         .zip(&ids)
-        .map(|(subscriber, id)| new.contains(&(*subscriber, id.as_str())))
+        .map(|((subscriber, _), id)| new.contains(&(*subscriber, id.as_str())))
         .collect())
 }
 
 const PG_INBOX_MANY: &str = "INSERT INTO bus_inbox (subscriber, event_id, handled_at) \
-    SELECT s, e, $3 FROM unnest($1::text[], $2::text[]) AS t(s, e) \
+    SELECT s, e, ? FROM unnest(?::text[], ?::text[]) AS t(s, e) \
     ON CONFLICT DO NOTHING RETURNING subscriber, event_id";
+
+/// The same with a JSON array of `[subscriber, event id]` (`WHERE true` tells SQLite's parser
+/// that `ON CONFLICT` belongs to the insert).
+const SQLITE_INBOX_MANY: &str = "INSERT INTO bus_inbox (subscriber, event_id, handled_at) \
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ? FROM json_each(?) \
+    WHERE true ON CONFLICT DO NOTHING RETURNING subscriber, event_id";
 
 #[derive(QueryableByName)]
 struct InboxKey {
@@ -91,7 +108,8 @@ struct InboxKey {
 }
 
 /// Who holds the deliveries being recorded: a relay, by its lease, or the recording
-/// transaction itself, by row locks ([`super::locked`], PostgreSQL only).
+/// transaction itself ([`super::locked`]: by row locks on PostgreSQL, by the write lock on
+/// SQLite).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Holder<'a> {
     Lease(&'a str),
@@ -99,65 +117,89 @@ pub(crate) enum Holder<'a> {
 }
 
 /// Marks held deliveries handled; returns how many were still held (fewer than given means
-/// another relay took some over a lease that ran out). On PostgreSQL one statement.
+/// another relay took some over a lease that ran out). One statement.
 pub(crate) fn mark_delivered(
     conn: &mut DbConnection,
     holder: Holder<'_>,
     deliveries: &[(i64, &str)],
 ) -> anyhow::Result<usize> {
     let now = crate::time::now();
-    if let DbConnection::Postgresql(pg) = conn {
-        let (seqs, subscribers): (Vec<i64>, Vec<&str>) = deliveries.iter().copied().unzip();
-        let marked = match holder {
-            Holder::Lease(owner) => diesel::sql_query(PG_MARK_DELIVERED)
-                .bind::<Timestamp, _>(now)
-                .bind::<Array<BigInt>, _>(&seqs)
-                .bind::<Array<Text>, _>(&subscribers)
-                .bind::<Text, _>(owner)
-                .execute(pg),
-            // Nobody else can lease a row this transaction holds locked.
-            Holder::Lock => diesel::sql_query(PG_MARK_LOCKED_DELIVERED)
-                .bind::<Timestamp, _>(now)
-                .bind::<Array<BigInt>, _>(&seqs)
-                .bind::<Array<Text>, _>(&subscribers)
-                .execute(pg),
-        };
-        return marked.context("record deliveries");
-    }
-    let Holder::Lease(owner) = holder else {
-        bail!("deliveries are held by row locks only on PostgreSQL");
+    let marked = match conn {
+        DbConnection::Postgresql(pg) => {
+            let (seqs, subscribers): (Vec<i64>, Vec<&str>) = deliveries.iter().copied().unzip();
+            match holder {
+                Holder::Lease(owner) => prepared(PG_MARK_DELIVERED)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Array<BigInt>, _>(&seqs)
+                    .bind::<Text, _>(owner)
+                    .bind::<Array<BigInt>, _>(&seqs)
+                    .bind::<Array<Text>, _>(&subscribers)
+                    .execute(pg),
+                // Nobody else can lease a row this transaction holds locked.
+                Holder::Lock => prepared(PG_MARK_LOCKED_DELIVERED)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Array<BigInt>, _>(&seqs)
+                    .bind::<Array<BigInt>, _>(&seqs)
+                    .bind::<Array<Text>, _>(&subscribers)
+                    .execute(pg),
+            }
+        }
+        DbConnection::Sqlite(sqlite) => {
+            let keys = serde_json::to_string(deliveries)?;
+            match holder {
+                Holder::Lease(owner) => prepared(SQLITE_MARK_DELIVERED)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Text, _>(keys)
+                    .bind::<Text, _>(owner)
+                    .execute(sqlite),
+                Holder::Lock => prepared(SQLITE_MARK_LOCKED_DELIVERED)
+                    .bind::<Timestamp, _>(now)
+                    .bind::<Text, _>(keys)
+                    .execute(sqlite),
+            }
+        }
     };
-    let mut recorded = 0;
-    for (seq, subscriber) in deliveries {
-        recorded += diesel::update(
-            bus_deliveries::table
-                .find((seq, subscriber))
-                .filter(bus_deliveries::lease_owner.eq(owner)),
-        )
-        .set((
-            bus_deliveries::status.eq(DeliveryStatus::Delivered.as_str()),
-            bus_deliveries::attempts.eq(bus_deliveries::attempts + 1),
-            bus_deliveries::delivered_at.eq(now),
-            bus_deliveries::lease_owner.eq(None::<String>),
-            bus_deliveries::lease_until.eq(None::<NaiveDateTime>),
-            bus_deliveries::last_error.eq(None::<String>),
-        ))
-        .execute(conn)
-        .context("record delivery")?;
-    }
-    Ok(recorded)
+    marked.context("record deliveries")
 }
 
-const PG_MARK_DELIVERED: &str = "UPDATE bus_deliveries d SET status = 'delivered', \
-    attempts = d.attempts + 1, delivered_at = $1, lease_owner = NULL, lease_until = NULL, \
-    last_error = NULL WHERE d.seq = ANY($2) AND d.lease_owner = $4 \
-    AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))";
+/// What marking a delivery done sets, on either database; the parameter is now.
+macro_rules! delivered {
+    () => {
+        "UPDATE bus_deliveries SET status = 'delivered', attempts = attempts + 1, \
+        delivered_at = ?, lease_owner = NULL, lease_until = NULL, last_error = NULL "
+    };
+}
 
-/// The same for rows this transaction holds locked.
-const PG_MARK_LOCKED_DELIVERED: &str = "UPDATE bus_deliveries d SET status = 'delivered', \
-    attempts = d.attempts + 1, delivered_at = $1, lease_owner = NULL, lease_until = NULL, \
-    last_error = NULL WHERE d.seq = ANY($2) AND d.status = 'pending' \
-    AND (d.seq, d.subscriber) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))";
+/// Parameters: now, the seqs, the lease owner, the seqs again and their subscribers.
+const PG_MARK_DELIVERED: &str = concat!(
+    delivered!(),
+    "WHERE seq = ANY(?) AND lease_owner = ? \
+    AND (seq, subscriber) IN (SELECT * FROM unnest(?::bigint[], ?::text[]))"
+);
+
+/// The same for rows this transaction holds locked, without the owner.
+const PG_MARK_LOCKED_DELIVERED: &str = concat!(
+    delivered!(),
+    "WHERE seq = ANY(?) AND status = 'pending' \
+    AND (seq, subscriber) IN (SELECT * FROM unnest(?::bigint[], ?::text[]))"
+);
+
+/// SQLite's: now, a JSON array of `[seq, subscriber]`, then what `$holder` adds.
+macro_rules! sqlite_mark {
+    ($holder:literal) => {
+        concat!(
+            delivered!(),
+            "WHERE status = 'pending' AND (seq, subscriber) IN \
+            (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+            $holder
+        )
+    };
+}
+
+const SQLITE_MARK_DELIVERED: &str = sqlite_mark!(" AND lease_owner = ?");
+
+/// The same under the write lock.
+const SQLITE_MARK_LOCKED_DELIVERED: &str = sqlite_mark!("");
 
 /// Raw SQL is written with `?` placeholders; PostgreSQL wants `$1, $2, …`.
 pub(crate) fn placeholders(conn: &DbConnection, sql: &str) -> String {
