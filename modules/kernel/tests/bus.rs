@@ -204,6 +204,7 @@ kernel::on_both_backends!(
     an_event_published_in_a_unit_of_work_is_delivered_only_if_the_unit_commits,
     a_batch_where_one_handler_fails_commits_the_others_and_retries_only_that_one,
     two_running_relays_drain_one_backlog_once_each_and_in_subject_order,
+    a_delivery_leased_by_another_relay_holds_back_its_subject_only,
 );
 
 async fn a_rolled_back_transaction_publishes_nothing(env: Env) {
@@ -581,6 +582,54 @@ async fn two_running_relays_drain_one_backlog_once_each_and_in_subject_order(env
     relay_b.stop().await;
     assert_each_once_in_subject_order(&env, "test.backlog", EVENTS);
     assert_eq!(inbox_rows(&env.db), EVENTS);
+}
+
+/// A delivery another relay has leased is not taken, the later events of its subject wait for
+/// it (however many batches go by), other subjects go on; once the lease runs out, the rest
+/// arrive in order, each at its first attempt.
+async fn a_delivery_leased_by_another_relay_holds_back_its_subject_only(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    bus.subscribe(Recorder::new("test.leased")).unwrap();
+    for n in 1..=3 {
+        publish(&bus, &env.db, "a", n);
+    }
+    publish(&bus, &env.db, "b", 4);
+    let lease = |until: &str| {
+        env.db
+            .get()
+            .unwrap()
+            .batch_execute(&format!(
+                "UPDATE bus_deliveries SET lease_owner = 'other-relay', lease_until = '{until}' \
+                 WHERE seq = (SELECT MIN(seq) FROM bus_deliveries)"
+            ))
+            .unwrap();
+    };
+    lease("2999-01-01 00:00:00");
+    let mut conn = env.db.get().unwrap();
+    for _ in 0..3 {
+        bus.relay_batch(&mut conn, "relay").unwrap();
+    }
+    drop(conn);
+    assert_eq!(
+        env.effects("test.leased"),
+        [("b".to_owned(), 4)],
+        "only the other subject went"
+    );
+    // The other relay died long ago: its lease has run out.
+    lease("2000-01-01 00:00:00");
+    drain(&bus, &env.db);
+    let a: Vec<i64> = env
+        .effects("test.leased")
+        .into_iter()
+        .filter(|(subject, _)| subject == "a")
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(a, [1, 2, 3]);
+    assert!(
+        statuses(&env.db)
+            .iter()
+            .all(|(_, status, attempts)| status == "delivered" && *attempts == 1)
+    );
 }
 
 /// On PostgreSQL, a commit in one process wakes the relay of another at once: with a poll

@@ -1,10 +1,12 @@
-//! PostgreSQL's fast path for local subscribers: deliveries held by row locks, not leases.
+//! The fast path for local subscribers: deliveries held by the transaction, not by leases.
 //!
-//! One transaction locks the oldest due deliveries of this process's local subscribers
-//! (`FOR UPDATE SKIP LOCKED`, with their events in the same statement), keeps per-subject
-//! order, runs the handlers and marks the deliveries done: one commit per batch and no lease
-//! written or cleared. The row locks are the lease: another relay skips the rows, and a relay
-//! that dies gives them up with its connection, at once instead of when a lease runs out.
+//! One transaction takes the oldest due deliveries of this process's local subscribers (with
+//! their events, in the same statement), keeps per-subject order, runs the handlers and marks
+//! the deliveries done: one commit per batch and no lease written or cleared. On PostgreSQL
+//! the deliveries are row-locked (`FOR UPDATE SKIP LOCKED`): another relay skips the rows, and
+//! a relay that dies gives them up with its connection, at once instead of when a lease runs
+//! out. On SQLite the write transaction itself holds them: no other writer can run meanwhile,
+//! so the choice made inside it stands until the commit.
 //!
 //! Anything unusual goes the leased way ([`super::claim`], [`super::deliver`]) in the same
 //! turn: when a handler fails, the transaction rolls back and the leased path records the
@@ -23,15 +25,19 @@ use diesel::{
     pg::PgConnection,
     prelude::*,
     sql_types::{Array, BigInt, Text, Timestamp},
+    sqlite::SqliteConnection,
 };
 
 use super::{
     Bus, Subscriber,
-    claim::{Claimed, pg_due},
+    claim::{Claimed, pg_due, sqlite_due},
     deliver::{Applied, Together},
     rows::{EventRow, Holder},
 };
-use crate::{db::DbConnection, metrics::Delivery};
+use crate::{
+    db::{DbConnection, prepared, write_tx},
+    metrics::Delivery,
+};
 
 /// The oldest due deliveries of the subscribers in `$1`, locked, with their events: the same
 /// choice as the leased path's ([`pg_due`]), here with `$2` the limit and `$3` now.
@@ -45,6 +51,16 @@ const PG_LOCK_DUE: &str = concat!(
     "SELECT due.seq AS seq, due.subscriber AS subscriber, e.id AS id, e.source AS source, \
     e.type AS kind, e.subject AS subject, e.time AS time, e.data AS data \
     FROM due JOIN bus_events e ON e.seq = due.seq"
+);
+
+/// The same choice on SQLite ([`sqlite_due`]), filtered by the subscribers as a JSON array. The
+/// outbox is joined after the deliveries (`CROSS JOIN` fixes the order), so the scan runs
+/// down the pending index and stops at the limit.
+const SQLITE_DUE: &str = sqlite_due!(
+    columns: "d.seq AS seq, d.subscriber AS subscriber, e.id AS id, e.source AS source, \
+        e.type AS kind, e.subject AS subject, e.time AS time, e.data AS data",
+    join: "CROSS JOIN bus_events e ON e.seq = d.seq",
+    filter: "AND d.subscriber IN (SELECT value FROM json_each(?))"
 );
 
 /// In a fresh snapshot, per (subscriber, subject) of the batch: the first pending delivery
@@ -112,6 +128,12 @@ impl From<diesel::result::Error> for Abort {
     }
 }
 
+impl From<anyhow::Error> for Abort {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Other(e)
+    }
+}
+
 impl Bus {
     /// The local subscribers the fast path may serve: `None` when this process forwards to a
     /// broker (see the module docs) or has no subscriber.
@@ -123,16 +145,35 @@ impl Bus {
         Some(subscribers.clone())
     }
 
-    /// One turn of the fast path (see the module docs); PostgreSQL only. A database error
-    /// rolls back and leaves the turn to the leased path, which reports it if it persists.
+    /// One turn of the fast path (see the module docs). A database error rolls back and
+    /// leaves the turn to the leased path, which reports it if it persists.
     pub(super) fn relay_locked(&self, conn: &mut DbConnection) -> Locked {
-        if !matches!(conn, DbConnection::Postgresql(_)) {
-            return Locked::Nothing;
-        }
         let Some(subscribers) = self.lock_path_subscribers() else {
             return Locked::Nothing;
         };
-        match conn.transaction(|conn| self.apply_locked(conn, &subscribers)) {
+        let names: Vec<&str> = subscribers.iter().map(|s| s.name()).collect();
+        let limit = i64::from(self.settings().batch_size);
+        let turn = match conn {
+            DbConnection::Postgresql(_) => {
+                conn.transaction(|conn| self.apply_locked(conn, &subscribers, &names, limit))
+            }
+            DbConnection::Sqlite(sqlite) => {
+                // A look first, outside any transaction: an idle relay must not take the write
+                // lock (and this process's writer turn) every poll.
+                match due_on_sqlite(sqlite, &names, 1) {
+                    Ok(due) if due.is_empty() => return Locked::Nothing,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::debug!(error = %error, "the batch goes the leased way");
+                        return Locked::Nothing;
+                    }
+                }
+                write_tx(conn, |conn| {
+                    self.apply_locked(conn, &subscribers, &names, limit)
+                })
+            }
+        };
+        match turn {
             Ok(Some((n, applied))) => Locked::Applied(n, applied),
             Ok(None) => Locked::Nothing,
             Err(Abort::Handler(key, error)) => Locked::Failed(key, error),
@@ -147,29 +188,15 @@ impl Bus {
         &self,
         conn: &mut DbConnection,
         subscribers: &[Arc<dyn Subscriber>],
+        names: &[&str],
+        limit: i64,
     ) -> Result<Option<(usize, Applied)>, Abort> {
-        let DbConnection::Postgresql(pg) = conn else {
-            return Ok(None);
+        let rows = match conn {
+            DbConnection::Postgresql(pg) => due_on_postgres(pg, names, limit)?,
+            DbConnection::Sqlite(sqlite) => due_on_sqlite(sqlite, names, limit)?,
         };
-        pg.batch_execute("SET LOCAL enable_sort = off")?;
-        let names: Vec<&str> = subscribers.iter().map(|s| s.name()).collect();
-        let mut rows: Vec<LockedRow> = diesel::sql_query(PG_LOCK_DUE)
-            .bind::<Array<Text>, _>(&names)
-            .bind::<BigInt, _>(i64::from(self.settings().batch_size))
-            .bind::<Timestamp, _>(crate::time::now())
-            .load(pg)?;
         if rows.is_empty() {
             return Ok(None);
-        }
-        rows.sort_unstable_by(|a, b| (a.seq, &a.subscriber).cmp(&(b.seq, &b.subscriber)));
-        let earlier = earlier_elsewhere(pg, &rows)?;
-        // Usually empty: no key to look up for each row then.
-        if !earlier.is_empty() {
-            rows.retain(|r| {
-                earlier
-                    .get(&(r.subscriber.clone(), r.subject.clone()))
-                    .is_none_or(|first| r.seq < *first)
-            });
         }
         let mut claimed = Vec::with_capacity(rows.len());
         let mut handlers = Vec::with_capacity(rows.len());
@@ -221,6 +248,54 @@ impl Bus {
             },
         )))
     }
+}
+
+/// [`PG_LOCK_DUE`], oldest first, less what must wait for an earlier delivery another relay
+/// holds ([`earlier_elsewhere`]). In the caller's transaction.
+fn due_on_postgres(
+    pg: &mut PgConnection,
+    names: &[&str],
+    limit: i64,
+) -> Result<Vec<LockedRow>, Abort> {
+    pg.batch_execute("SET LOCAL enable_sort = off")?;
+    let mut rows: Vec<LockedRow> = diesel::sql_query(PG_LOCK_DUE)
+        .bind::<Array<Text>, _>(names)
+        .bind::<BigInt, _>(limit)
+        .bind::<Timestamp, _>(crate::time::now())
+        .load(pg)?;
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    rows.sort_unstable_by(|a, b| (a.seq, &a.subscriber).cmp(&(b.seq, &b.subscriber)));
+    let earlier = earlier_elsewhere(pg, &rows)?;
+    // Usually empty: no key to look up for each row then.
+    if !earlier.is_empty() {
+        rows.retain(|r| {
+            earlier
+                .get(&(r.subscriber.clone(), r.subject.clone()))
+                .is_none_or(|first| r.seq < *first)
+        });
+    }
+    Ok(rows)
+}
+
+/// [`SQLITE_DUE`], oldest first. Under the write lock nobody else holds a delivery except by
+/// a lease, which the choice already respects.
+fn due_on_sqlite(
+    sqlite: &mut SqliteConnection,
+    names: &[&str],
+    limit: i64,
+) -> anyhow::Result<Vec<LockedRow>> {
+    let names = serde_json::to_string(names)?;
+    let now = crate::time::now();
+    Ok(prepared(SQLITE_DUE)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<Text, _>(names)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(sqlite)?)
 }
 
 /// Per (subscriber, subject) of `rows`, the first pending delivery not among them
