@@ -8,9 +8,10 @@
 //! pending elsewhere, which keeps per-subject order. The relay wakes on this process's commits
 //! and, on PostgreSQL, on other processes' ([`super::wake`]); the poll is the fallback.
 //!
-//! On PostgreSQL, a process that forwards to no broker first tries each batch under row locks
-//! ([`super::locked`]): the same choice of deliveries, applied and recorded in the
-//! transaction that locked them, with no lease written; the leased path takes what it leaves.
+//! A process that forwards to no broker first tries each batch in one transaction that holds
+//! it ([`super::locked`]: row locks on PostgreSQL, the write lock on SQLite): the same choice
+//! of deliveries, applied and recorded there, with no lease written; the leased path takes
+//! what it leaves.
 
 use std::time::Duration;
 
@@ -124,7 +125,7 @@ impl Bus {
     /// ([`super::deliver`]). Deliveries to a forwarder stay leased and are returned with
     /// their events.
     fn relay_local(&self, conn: &mut DbConnection, owner: &str) -> anyhow::Result<Batch> {
-        // PostgreSQL without a broker: the batch under row locks, in one transaction.
+        // Without a broker: the batch held by one transaction, applied and recorded there.
         let failed = match self.relay_locked(conn) {
             Locked::Applied(local, applied) => {
                 self.count(&applied);
