@@ -42,7 +42,7 @@ impl BlockingStore for Store {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = products)]
 pub(crate) struct ProductRow {
     pub id: String,
