@@ -60,6 +60,7 @@ pub(crate) fn record_many_in_inbox(
         DbConnection::Postgresql(pg) => {
             let subscribers: Vec<&str> = pairs.iter().map(|(s, _)| *s).collect();
             prepared(PG_INBOX_MANY)
+                .replanned()
                 .bind::<Timestamp, _>(now)
                 .bind::<Array<Text>, _>(subscribers)
                 .bind::<Array<Text>, _>(&ids)
@@ -129,6 +130,7 @@ pub(crate) fn mark_delivered(
             let (seqs, subscribers): (Vec<i64>, Vec<&str>) = deliveries.iter().copied().unzip();
             match holder {
                 Holder::Lease(owner) => prepared(PG_MARK_DELIVERED)
+                    .replanned()
                     .bind::<Timestamp, _>(now)
                     .bind::<Array<BigInt>, _>(&seqs)
                     .bind::<Text, _>(owner)
@@ -137,6 +139,7 @@ pub(crate) fn mark_delivered(
                     .execute(pg),
                 // Nobody else can lease a row this transaction holds locked.
                 Holder::Lock => prepared(PG_MARK_LOCKED_DELIVERED)
+                    .replanned()
                     .bind::<Timestamp, _>(now)
                     .bind::<Array<BigInt>, _>(&seqs)
                     .bind::<Array<BigInt>, _>(&seqs)

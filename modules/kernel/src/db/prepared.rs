@@ -31,7 +31,11 @@ use diesel::{
 /// Raw SQL whose prepared statement the connection keeps; see the module docs.
 #[must_use = "a statement runs only when loaded or executed"]
 pub fn prepared(sql: &'static str) -> Prepared<()> {
-    Prepared { sql, binds: () }
+    Prepared {
+        sql,
+        binds: (),
+        replanned: false,
+    }
 }
 
 /// A statement from [`prepared`] and its binds so far.
@@ -40,6 +44,7 @@ pub fn prepared(sql: &'static str) -> Prepared<()> {
 pub struct Prepared<B> {
     sql: &'static str,
     binds: B,
+    replanned: bool,
 }
 
 /// One bound value of SQL type `ST`.
@@ -50,9 +55,19 @@ pub struct Bind<ST, T> {
 }
 
 impl<B> Prepared<B> {
+    /// Not kept: planned for its actual parameters on every run. For PostgreSQL statements
+    /// whose best plan depends on their arrays' sizes: after five runs of a kept statement
+    /// PostgreSQL may settle on a generic plan, and for the relay's inbox and mark statements
+    /// that plan halved the drain rate.
+    pub fn replanned(mut self) -> Self {
+        self.replanned = true;
+        self
+    }
+
     /// Binds the next parameter.
     pub fn bind<ST, T>(self, value: T) -> Prepared<(B, Bind<ST, T>)> {
         Prepared {
+            replanned: self.replanned,
             sql: self.sql,
             binds: (
                 self.binds,
@@ -112,6 +127,9 @@ fn mismatch(what: &str) -> Error {
 
 impl<DB: Backend, B: Binds<DB>> QueryFragment<DB> for Prepared<B> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, DB>) -> QueryResult<()> {
+        if self.replanned {
+            out.unsafe_to_cache_prepared();
+        }
         let mut sql = self.sql.split('?');
         self.binds.push(&mut sql, &mut out)?;
         out.push_sql(sql.next().unwrap_or_default());
