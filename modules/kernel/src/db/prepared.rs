@@ -132,7 +132,8 @@ impl<DB: Backend, B: Binds<DB>> QueryFragment<DB> for Prepared<B> {
         }
         let mut sql = self.sql.split('?');
         self.binds.push(&mut sql, &mut out)?;
-        out.push_sql(sql.next().unwrap_or_default());
+        let rest = sql.next().ok_or_else(|| mismatch("more binds than"))?;
+        out.push_sql(rest);
         if sql.next().is_some() {
             return Err(mismatch("fewer binds than"));
         }
@@ -151,3 +152,54 @@ impl<B> Query for Prepared<B> {
 }
 
 impl<B, Conn> RunQueryDsl<Conn> for Prepared<B> {}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use diesel::{
+        QueryableByName,
+        sql_types::{BigInt, Text},
+        sqlite::SqliteConnection,
+    };
+
+    use super::*;
+    use diesel::Connection;
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+        #[diesel(sql_type = Text)]
+        s: String,
+    }
+
+    fn conn() -> SqliteConnection {
+        SqliteConnection::establish(":memory:").unwrap()
+    }
+
+    #[test]
+    fn binds_go_to_the_placeholders_in_order() {
+        let row: Row = prepared("SELECT ? + 1 AS n, ? AS s")
+            .bind::<BigInt, _>(41_i64)
+            .bind::<Text, _>("tea")
+            .get_result(&mut conn())
+            .unwrap();
+        assert_eq!((row.n, row.s.as_str()), (42, "tea"));
+    }
+
+    #[test]
+    fn a_bind_count_that_does_not_match_the_placeholders_is_an_error() {
+        let too_many = prepared("SELECT ? AS n, 'x' AS s")
+            .bind::<BigInt, _>(1_i64)
+            .bind::<BigInt, _>(2_i64)
+            .get_result::<Row>(&mut conn());
+        let error = too_many.err().unwrap().to_string();
+        assert!(error.contains("more binds than parameters"), "{error}");
+        let too_few = prepared("SELECT ? AS n, coalesce(?, 'x') AS s")
+            .bind::<BigInt, _>(1_i64)
+            .get_result::<Row>(&mut conn());
+        let error = too_few.err().unwrap().to_string();
+        assert!(error.contains("fewer binds than parameters"), "{error}");
+    }
+}
