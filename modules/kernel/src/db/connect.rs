@@ -5,7 +5,7 @@
 //! `MultiConnection::establish` tries PostgreSQL then SQLite, which would turn a mistyped
 //! `postgres://` URL into a new SQLite file of that name.
 
-use std::{path::PathBuf, time::Duration};
+use std::{cell::Cell, path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use diesel::{
@@ -74,6 +74,28 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+thread_local! {
+    /// Set while this thread checks out a connection whose first statement is a `BEGIN`
+    /// ([`unprobed`]).
+    static UNPROBED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `checkout` without the PostgreSQL round trip that asks a pooled connection whether the
+/// server still holds it. For a caller whose first statement is a `BEGIN`: if the connection
+/// is dead, that `BEGIN` fails having done nothing, and the caller checks out again the usual
+/// way (which discards dead connections).
+pub(super) fn unprobed<T>(checkout: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            UNPROBED.with(|u| u.set(false));
+        }
+    }
+    UNPROBED.with(|u| u.set(true));
+    let _reset = Reset;
+    checkout()
+}
+
 /// r2d2 manager that opens the right backend and applies SQLite's per-connection pragmas.
 #[derive(Debug, Clone)]
 pub struct DbManager {
@@ -125,6 +147,8 @@ impl r2d2::ManageConnection for DbManager {
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
         match conn {
+            // The caller's `BEGIN` asks instead (one round trip of an order's twelve).
+            DbConnection::Postgresql(_) if UNPROBED.with(Cell::get) => Ok(()),
             // A server may have restarted (or dropped the connection) since it was pooled.
             DbConnection::Postgresql(_) => conn
                 .batch_execute("SELECT 1")

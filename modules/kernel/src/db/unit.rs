@@ -26,7 +26,7 @@ use anyhow::anyhow;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
 
 use super::{
-    Db, DbConnection, PooledConnection,
+    Db, DbConnection, PooledConnection, connect,
     retry::{CONFLICT_ATTEMPTS, Retryable, is_retryable_error, pause},
     writer::{Turn, WriterScope},
 };
@@ -98,11 +98,21 @@ impl Db {
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _writer = WriterScope::enter(db.writer.clone());
-            let mut conn = db.get()?;
+            // The unit's `BEGIN` tells whether the pooled connection still works.
+            let mut conn = connect::unprobed(|| db.get())?;
+            let mut probed = false;
             let mut attempt = 1;
             loop {
-                let (back, outcome) = db.attempt(conn, &runtime, &mut body);
+                let (back, outcome, begun) = db.attempt(conn, &runtime, &mut body);
                 conn = back.ok_or_else(|| anyhow!("the unit of work lost its connection"))?;
+                if !begun && !probed && db.backend == super::Backend::Postgres {
+                    // Nothing ran. The server may have dropped the connection (a restart):
+                    // once more on a connection the pool has checked.
+                    drop(conn);
+                    conn = db.get()?;
+                    probed = true;
+                    continue;
+                }
                 match outcome {
                     Err(e) if attempt < CONFLICT_ATTEMPTS && is_retryable_error(&e) => {
                         tracing::debug!(attempt, "unit of work lost a conflict; running it again");
@@ -118,13 +128,14 @@ impl Db {
     }
 
     /// One run of a unit's body in its own transaction; hands the connection back (unless a
-    /// panic took it: then the pool discards it, which rolls back).
+    /// panic took it: then the pool discards it, which rolls back), and whether the
+    /// transaction began.
     fn attempt<T, E, F, Fut>(
         &self,
         mut conn: PooledConnection,
         runtime: &tokio::runtime::Handle,
         body: &mut F,
-    ) -> (Option<PooledConnection>, Result<T, E>)
+    ) -> (Option<PooledConnection>, Result<T, E>, bool)
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -144,7 +155,7 @@ impl Db {
         };
         if let Err(e) = begun {
             let error = anyhow::Error::new(e).context("cannot begin a transaction");
-            return (Some(conn), Err(E::from(error)));
+            return (Some(conn), Err(E::from(error)), false);
         }
         let scope = Scope::install(self.key(), conn);
         let result = runtime.block_on(body());
@@ -153,6 +164,7 @@ impl Db {
             return (
                 conn,
                 Err(E::from(anyhow!("the unit of work lost its connection"))),
+                true,
             );
         };
         let outcome = match result {
@@ -183,7 +195,7 @@ impl Db {
         };
         // Rolled back: what was to follow the commit never happens.
         AFTER_COMMIT.with(|a| a.borrow_mut().clear());
-        (conn, outcome)
+        (conn, outcome, true)
     }
 }
 

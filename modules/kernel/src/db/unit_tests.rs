@@ -174,3 +174,41 @@ async fn a_store_on_another_database_commits_on_its_own() {
     db.admit("product");
     assert!(db.clone().admits("product") && !other.admits("product"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_on_a_pooled_connection_the_server_dropped_runs_on_a_fresh_one() {
+    // PostgreSQL only: a unit does not ask the server about its pooled connection before it
+    // begins; when the server has dropped it (a restart, an idle timeout), the `BEGIN` fails
+    // and the unit must run on another connection rather than fail the caller's request.
+    let Some(database) = TestDatabase::postgres() else {
+        return;
+    };
+    let mut settings = database.settings();
+    settings.pool_size = 1;
+    let db = Db::connect(&settings).unwrap();
+    db.get()
+        .unwrap()
+        .batch_execute("CREATE TABLE n (v BIGINT NOT NULL)")
+        .unwrap();
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(&mut *db.get().unwrap())
+        .unwrap()
+        .pid;
+    let mut admin = diesel::PgConnection::establish(database.url()).unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
+        .execute(&mut admin)
+        .unwrap();
+    let unit_db = db.clone();
+    db.unit(move || {
+        let db = unit_db.clone();
+        async move { insert(&db, 7).await }
+    })
+    .await
+    .expect("the unit ran on a fresh connection");
+    assert_eq!(count(&db), 1);
+}

@@ -46,7 +46,7 @@ struct OrderRow {
     updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = order_items)]
 struct ItemRow {
     order_id: String,

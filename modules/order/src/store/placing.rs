@@ -13,7 +13,7 @@ use kernel::{
 };
 use order_api::{Order, OrderError, OrderId, OrderStatus, events::OrderPlaced};
 
-use super::{Draft, ItemRow, OrderRow, RESERVING};
+use super::{Draft, OrderRow, RESERVING};
 use crate::schema::{order_items, orders};
 
 /// An order being placed, before its stock is reserved: no items or total yet.
@@ -33,18 +33,19 @@ impl super::Store {
         draft: &Draft,
     ) -> Result<Order, OrderError> {
         self.bus.write(conn, |tx| {
+            // Column tuples rather than `OrderRow`: diesel prepares these once per connection
+            // (a derived `Insertable` is re-planned on every run on PostgreSQL).
             diesel::insert_into(orders::table)
-                .values(&OrderRow {
-                    id: draft.id.to_string(),
-                    customer: draft.customer.clone(),
-                    status: OrderStatus::PendingPayment.as_str().into(),
-                    total_amount: draft.total.amount,
-                    currency: draft.total.currency.as_str().into(),
-                    cancel_reason: None,
-                    expires_at: draft.expires_at,
-                    created_at: draft.created_at,
-                    updated_at: draft.created_at,
-                })
+                .values((
+                    orders::id.eq(draft.id.to_string()),
+                    orders::customer.eq(&draft.customer),
+                    orders::status.eq(OrderStatus::PendingPayment.as_str()),
+                    orders::total_amount.eq(draft.total.amount),
+                    orders::currency.eq(draft.total.currency.as_str()),
+                    orders::expires_at.eq(draft.expires_at),
+                    orders::created_at.eq(draft.created_at),
+                    orders::updated_at.eq(draft.created_at),
+                ))
                 .execute(tx.conn())
                 .context("insert order")?;
             placed(tx, draft, draft.created_at)
@@ -128,14 +129,14 @@ fn placed(tx: &mut Tx<'_>, draft: &Draft, now: chrono::NaiveDateTime) -> Result<
     let key = draft.id.to_string();
     for item in &draft.items {
         diesel::insert_into(order_items::table)
-            .values(&ItemRow {
-                order_id: key.clone(),
-                product_id: item.product_id.to_string(),
-                sku: item.sku.clone(),
-                name: item.name.clone(),
-                unit_amount: item.unit_price.amount,
-                quantity: item.quantity,
-            })
+            .values((
+                order_items::order_id.eq(&key),
+                order_items::product_id.eq(item.product_id.to_string()),
+                order_items::sku.eq(&item.sku),
+                order_items::name.eq(&item.name),
+                order_items::unit_amount.eq(item.unit_price.amount),
+                order_items::quantity.eq(item.quantity),
+            ))
             .execute(tx.conn())
             .context("insert order item")?;
     }
