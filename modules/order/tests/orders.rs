@@ -298,6 +298,10 @@ async fn placing_an_order_prices_every_line_reserves_its_stock_and_announces_it(
     assert_eq!(placed, 1);
     let again = f.orders.get(&customer("alice"), order.id).await.unwrap();
     assert_eq!(again.total, order.total);
+    // Read back (in product id order), every line is stored as placed.
+    let mut lines = order.items.clone();
+    lines.sort_by_key(|item| item.product_id.to_string());
+    assert_eq!(again.items, lines);
 }
 
 async fn an_order_that_cannot_be_filled_reserves_nothing_and_is_not_stored(f: Fixture) {
