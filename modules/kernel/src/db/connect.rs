@@ -147,7 +147,7 @@ impl r2d2::ManageConnection for DbManager {
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
         match conn {
-            // The caller's `BEGIN` asks instead (one round trip of an order's twelve).
+            // The caller's `BEGIN` asks instead: one round trip fewer per unit of work.
             DbConnection::Postgresql(_) if UNPROBED.with(Cell::get) => Ok(()),
             // A server may have restarted (or dropped the connection) since it was pooled.
             DbConnection::Postgresql(_) => conn

@@ -264,20 +264,28 @@ impl From<DieselError> for ReserveError {
     }
 }
 
-/// Parameters: the quantity, now, the product id, the quantity again.
-const TAKE_STOCK: &str = "UPDATE products SET reserved = reserved + ?, version = version + 1, \
-    updated_at = ? WHERE id = ? AND stock - reserved >= ? RETURNING id, sku, name, description, \
-    price_amount, price_currency, stock, reserved, version, created_at, updated_at";
+/// Takes a line's units from its product and returns the row after. Parameters: the
+/// quantity, now, the product id, the quantity again.
+macro_rules! take_stock {
+    () => {
+        "UPDATE products SET reserved = reserved + ?, version = version + 1, updated_at = ? \
+         WHERE id = ? AND stock - reserved >= ? RETURNING id, sku, name, description, \
+         price_amount, price_currency, stock, reserved, version, created_at, updated_at"
+    };
+}
+
+const TAKE_STOCK: &str = take_stock!();
 
 /// [`TAKE_STOCK`] and the reservation's line, priced from the row it returns, in one
 /// PostgreSQL statement (a data-modifying `WITH`, which SQLite lacks). Parameters: those of
 /// [`TAKE_STOCK`], then the reservation id and the quantity.
-const PG_HOLD_LINE: &str = "WITH held AS (UPDATE products SET reserved = reserved + ?, \
-    version = version + 1, updated_at = ? WHERE id = ? AND stock - reserved >= ? RETURNING id, \
-    sku, name, description, price_amount, price_currency, stock, reserved, version, created_at, \
-    updated_at), line AS (INSERT INTO product_reservation_lines (reservation_id, product_id, \
-    quantity, sku, name, unit_amount, currency) SELECT ?, id, ?, sku, name, price_amount, \
-    price_currency FROM held) SELECT * FROM held";
+const PG_HOLD_LINE: &str = concat!(
+    "WITH held AS (",
+    take_stock!(),
+    "), line AS (INSERT INTO product_reservation_lines (reservation_id, product_id, quantity, \
+     sku, name, unit_amount, currency) SELECT ?, id, ?, sku, name, price_amount, \
+     price_currency FROM held) SELECT * FROM held"
+);
 
 impl From<ProductError> for ReserveError {
     fn from(e: ProductError) -> Self {
@@ -291,8 +299,9 @@ impl From<anyhow::Error> for ReserveError {
     }
 }
 
-/// Holds `line.quantity` units if that many are available — one atomic statement, so two
-/// concurrent reservations can never both take the last unit — and returns the product after.
+/// Holds `line.quantity` units for reservation `reservation_id` and records its line, if that
+/// many are available (one atomic `UPDATE`, so two concurrent reservations can never both
+/// take the last unit), and returns the product after.
 fn hold_line(
     conn: &mut DbConnection,
     reservation_id: &str,
