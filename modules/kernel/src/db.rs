@@ -27,6 +27,7 @@ use crate::config::DatabaseSettings;
 
 mod blocking;
 mod connect;
+mod group;
 mod migrate;
 mod page;
 mod prepared;
@@ -94,6 +95,9 @@ pub struct Db {
     /// growing steps and made the write tail ~100 ms under load). Other processes on the same
     /// file are still kept apart by SQLite's own lock and `busy_timeout`.
     writer: Option<Arc<Mutex<()>>>,
+    /// SQLite with the writer queue: the thread that runs this process's units of work,
+    /// several to a commit (`group`).
+    group: Option<Arc<group::Group>>,
     /// Which modules join units of work on this database; its address is the database's
     /// identity for units (`unit`).
     members: Arc<unit::Members>,
@@ -156,12 +160,22 @@ impl Db {
             })?;
         let writer = (backend == Backend::Sqlite && settings.sqlite_writer_queue)
             .then(|| Arc::new(Mutex::new(())));
+        let members: Arc<unit::Members> = Arc::default();
+        let group = match &writer {
+            Some(writer) => Some(Arc::new(group::Group::start(
+                Arc::as_ptr(&members) as usize,
+                pool.clone(),
+                writer.clone(),
+            )?)),
+            None => None,
+        };
         Ok(Self {
             pool,
             manager,
             backend,
             writer,
-            members: Arc::default(),
+            group,
+            members,
         })
     }
 

@@ -9,6 +9,10 @@
 //! unit's transaction instead of opening one. The unit commits once when the body returns
 //! `Ok`, and rolls back on an error, on a failed write inside it, or on a panic.
 //!
+//! On SQLite with the writer queue, units run on the database's writer thread instead, in a
+//! savepoint each of a transaction that commits the units queued together at once
+//! ([`super::group`]); what a unit sees and when it is answered stay the same.
+//!
 //! A store on another database never joins: its calls go to the blocking pool as usual.
 //! Work the body hands to another task (`tokio::spawn`) does not join either, and on SQLite it
 //! would wait for the writer turn the unit holds: a unit's body awaits only its own calls.
@@ -92,6 +96,9 @@ impl Db {
         T: Send + 'static,
         E: From<anyhow::Error> + Retryable + Send + 'static,
     {
+        if let Some(group) = &self.group {
+            return group.submit(body).await;
+        }
         let db = self.clone();
         let runtime = tokio::runtime::Handle::current();
         let span = tracing::Span::current();
@@ -200,12 +207,12 @@ impl Db {
 }
 
 /// The unit installed on this thread; dropping it (a panic in the body) uninstalls it.
-struct Scope {
+pub(super) struct Scope {
     key: usize,
 }
 
 impl Scope {
-    fn install(key: usize, conn: PooledConnection) -> Self {
+    pub(super) fn install(key: usize, conn: PooledConnection) -> Self {
         AMBIENT.with(|a| *a.borrow_mut() = Some((key, conn)));
         ACTIVE.with(|a| a.set(key));
         DOOMED.with(|d| d.set(false));
@@ -215,7 +222,7 @@ impl Scope {
 
     /// Uninstalls the unit: its connection (if a joined closure did not take it away) and
     /// whether a write inside it failed.
-    fn finish(self) -> (Option<PooledConnection>, bool) {
+    pub(super) fn finish(self) -> (Option<PooledConnection>, bool) {
         let conn = uninstall(self.key);
         std::mem::forget(self);
         (conn, DOOMED.with(Cell::get))
@@ -273,6 +280,11 @@ pub(crate) fn after_commit(then: impl FnOnce() + 'static) {
     } else {
         then();
     }
+}
+
+/// What the unit that just ran on this thread is to do once it has committed.
+pub(super) fn take_after_commit() -> Vec<Box<dyn FnOnce()>> {
+    AFTER_COMMIT.with(|a| std::mem::take(&mut *a.borrow_mut()))
 }
 
 /// Marks the unit running on this thread as one that can only roll back.

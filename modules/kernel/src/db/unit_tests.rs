@@ -212,3 +212,95 @@ async fn a_unit_on_a_pooled_connection_the_server_dropped_runs_on_a_fresh_one() 
     .expect("the unit ran on a fresh connection");
     assert_eq!(count(&db), 1);
 }
+
+/// How many rows hold each value, in value order.
+fn values(db: &Db) -> Vec<(i64, i64)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        v: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query("SELECT v, COUNT(*) AS n FROM n GROUP BY v ORDER BY v")
+        .load::<Row>(&mut *db.get().unwrap())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.v, r.n))
+        .collect()
+}
+
+/// Units queued together share a commit on SQLite; each still stands alone: the failing ones
+/// (an error, a failed write they went on from, a panic inside a store call, which takes the
+/// batch's connection down with it) leave nothing, every other one is written exactly once,
+/// and a unit's caller hears "done" only when its write is visible to everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn units_committed_together_succeed_and_fail_one_by_one() {
+    both(async |backend| {
+        let Some((_database, db)) = fresh(backend) else {
+            return;
+        };
+        let units: Vec<_> = (0..60_i64)
+            .map(|v| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let d = db.clone();
+                    let outcome: anyhow::Result<()> = db
+                        .unit(move || {
+                            let db = d.clone();
+                            async move {
+                                insert(&db, v).await?;
+                                match v % 10 {
+                                    3 => anyhow::bail!("refused after writing"),
+                                    5 => {
+                                        let _ = db
+                                            .run(|conn| {
+                                                write_tx(conn, |conn| {
+                                                    conn.batch_execute(
+                                                        "INSERT INTO missing VALUES (1)",
+                                                    )
+                                                    .map_err(anyhow::Error::from)
+                                                })
+                                            })
+                                            .await;
+                                    }
+                                    7 => {
+                                        db.run(|_conn| -> anyhow::Result<()> {
+                                            panic!("a bug inside a store call")
+                                        })
+                                        .await?;
+                                    }
+                                    _ => {}
+                                }
+                                Ok(())
+                            }
+                        })
+                        .await;
+                    // Answered: then committed, and seen by any other connection.
+                    let seen = outcome.is_ok()
+                        && diesel::sql_query(format!("SELECT COUNT(*) AS n FROM n WHERE v = {v}"))
+                            .get_result::<Count>(&mut *db.get().unwrap())
+                            .unwrap()
+                            .n
+                            == 1;
+                    (v, outcome.is_ok(), seen)
+                })
+            })
+            .collect();
+        for unit in units {
+            let (v, ok, seen) = unit.await.unwrap();
+            let fails = matches!(v % 10, 3 | 5 | 7);
+            assert_eq!(ok, !fails, "{backend:?}: unit {v}");
+            assert_eq!(
+                seen, !fails,
+                "{backend:?}: unit {v} is visible once answered"
+            );
+        }
+        let expected: Vec<(i64, i64)> = (0..60)
+            .filter(|v| !matches!(v % 10, 3 | 5 | 7))
+            .map(|v| (v, 1))
+            .collect();
+        assert_eq!(values(&db), expected, "{backend:?}");
+    })
+    .await;
+}
