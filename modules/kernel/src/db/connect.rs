@@ -117,9 +117,13 @@ impl DbManager {
                 let path = path.to_string_lossy();
                 let mut conn = SqliteConnection::establish(&path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
-                // WAL is set once in `connect`; these are per connection.
+                // WAL is set once in `connect`; these are per connection. Temporary storage in
+                // memory keeps a savepoint's journal there too (units of work committed
+                // together each run in one, `super::group`): on disk, SQLite spills it to a
+                // file past 64 KiB and then writes every page it saves with a system call.
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                    "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                     PRAGMA temp_store = MEMORY;",
                     self.busy_timeout_ms
                 ))
                 .map_err(diesel::r2d2::Error::QueryError)?;
