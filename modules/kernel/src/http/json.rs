@@ -159,10 +159,13 @@ where
     if unstorable.iter().any(|e| e.field == "$") {
         return Report::with_errors(unstorable);
     }
-    let schemas = Schemas::of::<T>();
-    let mut report = check(&mut value, &schemas, "field", rounds, |value: &Value| {
-        serde_path_to_error::deserialize::<_, T>(Strict(value))
-    });
+    let mut report = check(
+        &mut value,
+        Schemas::of::<T>,
+        "field",
+        rounds,
+        |value: &Value| serde_path_to_error::deserialize::<_, T>(Strict(value)),
+    );
     // A NUL in a field that is also of the wrong shape is named once, for the NUL.
     report
         .errors

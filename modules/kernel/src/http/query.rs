@@ -53,10 +53,9 @@ fn read<T: DeserializeOwned + IntoParams>(query: &str) -> Report<T> {
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect(),
     );
-    let schemas = Schemas::of_query::<T>();
     check(
         &mut pairs,
-        &schemas,
+        Schemas::of_query::<T>,
         "query parameter",
         100,
         |pairs: &Pairs| {

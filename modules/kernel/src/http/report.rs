@@ -250,10 +250,11 @@ const MAX_ERRORS: usize = 100;
 
 /// Parses `document` as `parse` does, naming every offending field (see the module
 /// documentation). `noun` names a field in messages ("field", "query parameter"); `rounds`
-/// bounds how often the document is parsed (large documents get fewer rounds).
+/// bounds how often the document is parsed (large documents get fewer rounds). `schemas`
+/// describes the expected shape; it is built only for a document that does not parse.
 pub(crate) fn check<T, D, E>(
     document: &mut D,
-    schemas: &Schemas,
+    schemas: impl Fn() -> Schemas,
     noun: &str,
     rounds: usize,
     parse: impl Fn(&D) -> Result<T, serde_path_to_error::Error<E>>,
@@ -262,6 +263,8 @@ where
     D: Document,
     E: Display,
 {
+    let built = std::cell::OnceCell::new();
+    let schemas = || built.get_or_init(&schemas);
     let mut tries = std::collections::HashMap::new();
     let mut report = Report {
         value: None,
@@ -291,7 +294,7 @@ where
         if *tries == 1 {
             report.errors.push(FieldError::new(
                 field.clone(),
-                message(&fault, &path, schemas, noun),
+                message(&fault, &path, schemas(), noun),
             ));
             report.covered.push(field);
         }
@@ -299,12 +302,12 @@ where
             // The document itself is of the wrong shape: nothing more to find.
             return report;
         }
-        let optional = schemas.is_optional(&path);
+        let optional = schemas().is_optional(&path);
         match (fault, *tries) {
             (Fault::Unknown(_), 1) => document.remove(&path),
             (_, 1) if optional => document.remove(&path),
             // Required, or left out and then found missing: a stand-in, once.
-            (_, 1) | (_, 2) if optional || *tries == 1 => match schemas.stand_in(&path) {
+            (_, 1) | (_, 2) if optional || *tries == 1 => match schemas().stand_in(&path) {
                 Some(value) => document.set(&path, value),
                 None => return report,
             },
