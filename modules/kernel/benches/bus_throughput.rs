@@ -2,7 +2,8 @@
 //!
 //! Prints, for SQLite and (when `TESSERA_TEST_DATABASE_URL` is set) PostgreSQL:
 //! - drain rate: events/s through outbox → relay → a trivial subscriber, for a backlog of
-//!   `BUS_BENCH_EVENTS` events (default 20 000) published beforehand;
+//!   `BUS_BENCH_EVENTS` events (default 20 000) published beforehand, relayed with the
+//!   configuration's default bus settings (`BUS_BENCH_BATCH` tries another batch size);
 //! - commit-to-handler latency p50/p99 with the relay running, for events published one per
 //!   transaction at a steady pace.
 //!
@@ -16,7 +17,7 @@ use std::{
 
 use kernel::{
     bus::{self, Bus, Event},
-    config::BusSettings,
+    config::{AppEnv, BusSettings, Settings},
     db::{Backend, Db},
     testing::TestDatabase,
 };
@@ -46,17 +47,19 @@ fn now_ns() -> u128 {
         .as_nanos()
 }
 
+/// The bus settings a user gets by default (`config/default.toml`); `BUS_BENCH_BATCH` tries
+/// another batch size.
 fn settings() -> BusSettings {
-    BusSettings {
-        nats_url: None,
-        subject_prefix: "tessera".into(),
-        max_attempts: 5,
-        backoff_base_ms: 10,
-        backoff_max_ms: 1000,
-        poll_interval_ms: 500,
-        lease_secs: 30,
-        batch_size: 256,
+    let mut bus = Settings::defaults(AppEnv::Development)
+        .expect("the default configuration loads")
+        .bus;
+    if let Some(batch) = std::env::var("BUS_BENCH_BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        bus.batch_size = batch;
     }
+    bus
 }
 
 struct Run {
