@@ -25,9 +25,12 @@ use std::{
 };
 
 use anyhow::anyhow;
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::TransactionManager;
 
-use super::{DbConnection, DbPool, PooledConnection, unit, writer::Turn};
+use super::{
+    DbConnection, DbPool, PooledConnection, unit,
+    writer::{Turn, begin_write},
+};
 use crate::error::Shortage;
 
 /// The most units one commit carries: the first to queue waits for no more than this many.
@@ -196,7 +199,7 @@ impl Writer {
                 return Vec::new();
             }
         };
-        if let Err(e) = begin(&mut conn) {
+        if let Err(e) = begin_write(&mut conn) {
             let message = format!("cannot begin a transaction: {e}");
             fail_all(batch, || anyhow!("{message}"));
             return Vec::new();
@@ -225,7 +228,7 @@ impl Writer {
                 }
             }
         }
-        match commit(&mut conn) {
+        match DbConnection::commit_transaction(&mut conn) {
             Ok(()) => {
                 for Ran { job, after } in ran {
                     for then in after {
@@ -246,7 +249,8 @@ impl Writer {
     /// Runs one unit in a savepoint of the batch's transaction. A unit that failed is rolled
     /// back to its savepoint and answered here.
     fn one(&self, mut conn: PooledConnection, mut job: Box<dyn Job>) -> Step {
-        if let Err(e) = savepoint(&mut conn) {
+        // Inside the batch's transaction, diesel's nested transaction is a savepoint.
+        if let Err(e) = DbConnection::begin_transaction(&mut conn) {
             job.fail(anyhow::Error::new(e).context("cannot begin a unit of work"));
             job.reply();
             return Step::Lost;
@@ -255,18 +259,23 @@ impl Writer {
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job.run()));
         let after = unit::take_after_commit();
         let (conn, doomed) = scope.finish();
+        // `Some` when the unit failed, with the error that replaces its outcome (none when
+        // the body's own error is the outcome).
         let failure = match ran {
-            Ok(true) if doomed => Some(anyhow!(
+            Ok(true) if doomed => Some(Some(anyhow!(
                 "a write inside the unit of work failed but the unit went on"
-            )),
+            ))),
             Ok(true) => None,
-            // The body's own error is its outcome.
-            Ok(false) => Some(anyhow!("the unit of work returned an error")),
-            Err(_) => Some(anyhow!("unit of work failed: it panicked")),
+            Ok(false) => Some(None),
+            Err(_) => Some(Some(anyhow!("unit of work failed: it panicked"))),
         };
         let Some(mut conn) = conn else {
             // A store call inside panicked and took the connection with it.
-            job.fail(failure.unwrap_or_else(|| anyhow!("the unit of work lost its connection")));
+            job.fail(
+                failure
+                    .flatten()
+                    .unwrap_or_else(|| anyhow!("the unit of work lost its connection")),
+            );
             job.reply();
             return Step::Lost;
         };
@@ -280,7 +289,7 @@ impl Writer {
                 }
             },
             Some(error) => {
-                if matches!(ran, Ok(true) | Err(_)) {
+                if let Some(error) = error {
                     job.fail(error);
                 }
                 job.reply();
@@ -302,25 +311,6 @@ enum Step {
     Answered(PooledConnection),
     /// It failed and was answered, and the batch's transaction is lost with it.
     Lost,
-}
-
-/// `BEGIN IMMEDIATE`: the batch takes SQLite's write lock up front, as every writer does.
-fn begin(conn: &mut DbConnection) -> diesel::QueryResult<()> {
-    match conn {
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-        }
-        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
-    }
-}
-
-/// A savepoint inside the batch's transaction (diesel's nested transaction).
-fn savepoint(conn: &mut DbConnection) -> diesel::QueryResult<()> {
-    DbConnection::begin_transaction(conn)
-}
-
-fn commit(conn: &mut DbConnection) -> diesel::QueryResult<()> {
-    DbConnection::commit_transaction(conn)
 }
 
 /// Answers each of `jobs` with an error of its own from `error`.

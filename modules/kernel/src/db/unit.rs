@@ -27,12 +27,12 @@ use std::{
 };
 
 use anyhow::anyhow;
-use diesel::connection::{AnsiTransactionManager, TransactionManager};
+use diesel::connection::TransactionManager;
 
 use super::{
     Db, DbConnection, PooledConnection, connect,
     retry::{CONFLICT_ATTEMPTS, Retryable, is_retryable_error, pause},
-    writer::{Turn, WriterScope},
+    writer::{Turn, WriterScope, begin_write},
 };
 
 thread_local! {
@@ -154,13 +154,7 @@ impl Db {
         };
         // Held until the transaction ends, like a `write_tx`'s.
         let _turn = Turn::take(queue.as_ref());
-        let begun = match &mut *conn {
-            DbConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-            }
-            DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
-        };
-        if let Err(e) = begun {
+        if let Err(e) = begin_write(&mut conn) {
             let error = anyhow::Error::new(e).context("cannot begin a transaction");
             return (Some(conn), Err(E::from(error)), false);
         }

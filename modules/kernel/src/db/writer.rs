@@ -90,13 +90,7 @@ where
         DbConnection::Postgresql(_) => None,
     };
     let _turn = Turn::take(queue.as_ref());
-    let begun = match conn {
-        DbConnection::Sqlite(c) => {
-            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
-        }
-        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
-    };
-    begun.context("cannot begin a transaction")?;
+    begin_write(conn).context("cannot begin a transaction")?;
     match work(conn) {
         Ok(value) => {
             if let Err(e) = DbConnection::commit_transaction(conn) {
@@ -109,6 +103,17 @@ where
             DbConnection::rollback_transaction(conn).context("cannot roll back")?;
             Err(err)
         }
+    }
+}
+
+/// Begins a write transaction (see [`write_tx`]): `BEGIN IMMEDIATE` on SQLite, which takes the
+/// write lock up front, the default `BEGIN` on PostgreSQL.
+pub(super) fn begin_write(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     }
 }
 
