@@ -163,7 +163,7 @@ impl Db {
         let members: Arc<unit::Members> = Arc::default();
         let group = match &writer {
             Some(writer) => Some(Arc::new(group::Group::start(
-                Arc::as_ptr(&members) as usize,
+                members.key(),
                 pool.clone(),
                 writer.clone(),
             )?)),

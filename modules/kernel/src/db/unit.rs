@@ -52,10 +52,17 @@ thread_local! {
 #[derive(Debug, Default)]
 pub(super) struct Members(Mutex<Vec<&'static str>>);
 
+impl Members {
+    /// The identity of the database these members belong to: their address.
+    pub(super) fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+}
+
 impl Db {
     /// The identity of this database handle (and its clones), which units are keyed by.
     fn key(&self) -> usize {
-        std::ptr::from_ref::<Members>(&self.members) as usize
+        self.members.key()
     }
 
     /// Declares that `module`'s in-process service runs its database work through this
@@ -177,7 +184,7 @@ impl Db {
             }
             Ok(value) => match DbConnection::commit_transaction(c) {
                 Ok(()) => {
-                    for then in AFTER_COMMIT.with(|a| std::mem::take(&mut *a.borrow_mut())) {
+                    for then in take_after_commit() {
                         then();
                     }
                     Ok(value)
