@@ -185,9 +185,20 @@ async fn every_response_carries_the_security_headers_and_hsts_only_when_configur
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        // HTML gets the policy Swagger UI works under; JSON one that lets nothing load.
+        let html = headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html");
         let csp = headers["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        let sources = if html {
+            "default-src 'self'"
+        } else {
+            "default-src 'none'"
+        };
+        assert!(csp.contains(sources), "{path}: {csp}");
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(html, path == "/swagger-ui/", "{path}");
         assert!(!headers.contains_key("strict-transport-security"), "{path}");
     }
     let production_like = TestApp::spawn_with(Backend::Sqlite, |s| s.http.hsts = true)

@@ -212,22 +212,28 @@ pub async fn timeout(
     }
 }
 
-/// The Content-Security-Policy of every response. Swagger UI needs inline styles and `data:`
-/// images; it loads no script that is not served from here.
+/// The Content-Security-Policy of HTML pages (Swagger UI, the console). Swagger UI needs
+/// inline styles and `data:` images; it loads no script that is not served from here.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
      connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
      frame-ancestors 'none'";
 
+/// The Content-Security-Policy of every other response (JSON, problems, scripts, styles):
+/// nothing may load from it, nothing may frame it (OWASP's advice for API responses). A
+/// browser applies a policy to the document it arrives with, so a script or a style keeps
+/// running under its page's policy.
+pub const API_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// Security headers for every response (`hsts`: add `Strict-Transport-Security`). Install
 /// it outermost: it also reaches the responses the server renders from a middleware's error
-/// (a timeout, a refused idempotency key, a panic).
+/// (a timeout, a refused idempotency key, a panic). HTML gets [`CONTENT_SECURITY_POLICY`],
+/// everything else the stricter and shorter [`API_CONTENT_SECURITY_POLICY`].
 pub fn security_headers(hsts: bool) -> SecurityHeaders {
     let mut headers = vec![
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
@@ -239,24 +245,42 @@ pub fn security_headers(hsts: bool) -> SecurityHeaders {
             "max-age=31536000; includeSubDomains",
         ));
     }
-    SecurityHeaders(Rc::new(
-        headers
+    SecurityHeaders(Rc::new(Headers {
+        common: headers
             .into_iter()
             .map(|(name, value)| (name, HeaderValue::from_static(value)))
             .collect(),
-    ))
+        page: HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        api: HeaderValue::from_static(API_CONTENT_SECURITY_POLICY),
+    }))
 }
 
 /// The middleware [`security_headers`] builds.
 #[derive(Debug, Clone)]
-pub struct SecurityHeaders(Rc<Vec<(HeaderName, HeaderValue)>>);
+pub struct SecurityHeaders(Rc<Headers>);
 
-impl SecurityHeaders {
-    fn add(headers: &[(HeaderName, HeaderValue)], target: &mut header::HeaderMap) {
-        for (name, value) in headers {
+/// What [`SecurityHeaders`] adds: the same headers everywhere, and a policy by content type.
+#[derive(Debug)]
+pub struct Headers {
+    common: Vec<(HeaderName, HeaderValue)>,
+    page: HeaderValue,
+    api: HeaderValue,
+}
+
+impl Headers {
+    /// Adds what `target` does not set itself.
+    fn add(&self, target: &mut header::HeaderMap) {
+        for (name, value) in &self.common {
             if !target.contains_key(name) {
                 target.insert(name.clone(), value.clone());
             }
+        }
+        if !target.contains_key(header::CONTENT_SECURITY_POLICY) {
+            let html = target
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+            let policy = if html { &self.page } else { &self.api };
+            target.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
         }
     }
 }
@@ -284,7 +308,7 @@ where
 #[derive(Debug)]
 pub struct SecureService<S> {
     service: S,
-    headers: Rc<Vec<(HeaderName, HeaderValue)>>,
+    headers: Rc<Headers>,
 }
 
 impl<S, B> Service<ServiceRequest> for SecureService<S>
@@ -304,12 +328,12 @@ where
         Box::pin(async move {
             match call.await {
                 Ok(mut response) => {
-                    SecurityHeaders::add(&headers, response.headers_mut());
+                    headers.add(response.headers_mut());
                     Ok(response)
                 }
                 Err(mut error) => {
                     error.add_response_mapper(move |mut response| {
-                        SecurityHeaders::add(&headers, response.headers_mut());
+                        headers.add(response.headers_mut());
                         response
                     });
                     Err(error)
