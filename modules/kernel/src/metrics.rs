@@ -82,14 +82,76 @@ pub fn run_upkeep() {
 
 /// One HTTP request answered. `route` is the matched template (`/api/v1/products/{id}`), never
 /// the raw path, so ids do not explode the label set.
+///
+/// Each worker thread keeps the counter and histogram of the label sets it has seen, so a
+/// request costs two atomic updates instead of building the labels and looking them up in
+/// the registry (once the recorder is installed: a handle taken before would be a no-op).
 pub fn http_request(method: &str, route: &str, status: u16, latency: Duration) {
+    let seconds = latency.as_secs_f64();
+    if !matches!(HANDLE.get(), Some(Some(_))) {
+        let (counter, histogram) = http_handles(method, route, status);
+        counter.increment(1);
+        histogram.record(seconds);
+        return;
+    }
+    HTTP_HANDLES.with_borrow_mut(|handles| {
+        let key = (method, route, status);
+        if let Some((_, counter, histogram)) = handles.iter().find(|(k, _, _)| k.matches(key)) {
+            counter.increment(1);
+            histogram.record(seconds);
+            return;
+        }
+        let (counter, histogram) = http_handles(method, route, status);
+        counter.increment(1);
+        histogram.record(seconds);
+        // Methods are the client's to choose: keep the cache bounded all the same.
+        if handles.len() < MAX_CACHED_LABEL_SETS {
+            handles.push((LabelSet::new(key), counter, histogram));
+        }
+    });
+}
+
+/// Label sets of `http_request` one thread keeps handles for, at most.
+const MAX_CACHED_LABEL_SETS: usize = 256;
+
+thread_local! {
+    /// This thread's handles of `http_request`, by label set (a few dozen: a linear scan
+    /// compares fewer bytes than hashing would).
+    static HTTP_HANDLES: std::cell::RefCell<Vec<(LabelSet, metrics::Counter, metrics::Histogram)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The labels of one `http_request` series.
+struct LabelSet {
+    method: Box<str>,
+    route: Box<str>,
+    status: u16,
+}
+
+impl LabelSet {
+    fn new((method, route, status): (&str, &str, u16)) -> Self {
+        Self {
+            method: method.into(),
+            route: route.into(),
+            status,
+        }
+    }
+
+    fn matches(&self, (method, route, status): (&str, &str, u16)) -> bool {
+        self.status == status && *self.route == *route && *self.method == *method
+    }
+}
+
+fn http_handles(method: &str, route: &str, status: u16) -> (metrics::Counter, metrics::Histogram) {
     let labels = [
         ("method", method.to_owned()),
         ("route", route.to_owned()),
         ("status", status.to_string()),
     ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(latency.as_secs_f64());
+    (
+        metrics::counter!("http_requests_total", &labels),
+        metrics::histogram!("http_request_duration_seconds", &labels),
+    )
 }
 
 /// These events were committed to the outbox. `module` is the module that published one,

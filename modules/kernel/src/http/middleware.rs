@@ -43,10 +43,20 @@ impl RequestId {
                     && v.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
             })
-            .map_or_else(
-                || Self(uuid::Uuid::now_v7().to_string()),
-                |v| Self(v.to_owned()),
-            )
+            .map_or_else(Self::fresh, |v| Self(v.to_owned()))
+    }
+}
+
+impl RequestId {
+    /// A new UUIDv7, formatted without going through `Display`.
+    fn fresh() -> Self {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        Self(
+            uuid::Uuid::now_v7()
+                .hyphenated()
+                .encode_lower(&mut buffer)
+                .to_owned(),
+        )
     }
 }
 
