@@ -43,7 +43,7 @@ pub use retry::{
     CONFLICT_ATTEMPTS, Retryable, in_transaction, is_retryable, is_retryable_db_error,
     retry_on_conflict,
 };
-pub(crate) use unit::after_commit;
+pub(crate) use unit::{BeforeCommit, after_commit, before_commit};
 use writer::WriterScope;
 pub use writer::write_tx;
 

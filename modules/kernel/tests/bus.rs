@@ -91,6 +91,63 @@ impl Env {
 }
 
 /// Records each event it handles; fails the first `fail_first[n]` attempts at event `n`.
+/// One unit publishing from several writes (on PostgreSQL its events are written together
+/// just before it commits): they arrive once each, in the order published, after those of
+/// earlier units; the events of a refused unit never arrive, even though the next unit may
+/// run on the same thread.
+async fn the_events_of_a_unit_arrive_in_publication_order_and_a_refused_units_never(env: Env) {
+    let bus = Bus::new(env.db.clone(), bus_settings());
+    bus.subscribe(Recorder::new("test.ordered")).unwrap();
+    // Refused and committed units in turn, so that some run on the thread a refused one
+    // ran on.
+    let mut expected = Vec::new();
+    for (writes, commit) in (0..10).flat_map(|k| {
+        expected.extend([k * 10 + 1, k * 10 + 2, k * 10 + 3]);
+        [
+            (vec![vec![900 + k], vec![950 + k]], false),
+            (vec![vec![k * 10 + 1, k * 10 + 2], vec![k * 10 + 3]], true),
+        ]
+    }) {
+        let (b, db) = (bus.clone(), env.db.clone());
+        let outcome = env
+            .db
+            .unit(move || {
+                let (b, db, writes) = (b.clone(), db.clone(), writes.clone());
+                async move {
+                    for events in writes {
+                        let b = b.clone();
+                        db.run(move |conn| {
+                            b.write(conn, |tx| {
+                                for n in &events {
+                                    tx.publish(&Pinged {
+                                        subject: "unit".into(),
+                                        n: *n,
+                                    })?;
+                                }
+                                Ok::<_, anyhow::Error>(())
+                            })
+                        })
+                        .await?;
+                    }
+                    if commit {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!("refused after publishing"))
+                    }
+                }
+            })
+            .await;
+        assert_eq!(outcome.is_ok(), commit);
+    }
+    drain(&bus, &env.db);
+    let seen: Vec<i64> = env
+        .effects("test.ordered")
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(seen, expected);
+}
+
 struct Recorder {
     name: &'static str,
     fail_first: Mutex<HashMap<i64, u32>>,
@@ -202,6 +259,7 @@ kernel::on_both_backends!(
     two_relays_on_one_database_deliver_each_event_once,
     a_commit_wakes_the_relay,
     an_event_published_in_a_unit_of_work_is_delivered_only_if_the_unit_commits,
+    the_events_of_a_unit_arrive_in_publication_order_and_a_refused_units_never,
     a_batch_where_one_handler_fails_commits_the_others_and_retries_only_that_one,
     two_running_relays_drain_one_backlog_once_each_and_in_subject_order,
     a_delivery_leased_by_another_relay_holds_back_its_subject_only,

@@ -344,36 +344,51 @@ impl<'c> Tx<'c> {
     }
 
     fn publish_envelope(&mut self, envelope: &Envelope) -> anyhow::Result<()> {
-        let time = envelope.time.naive_utc();
-        let seq: i64 = diesel::insert_into(bus_events::table)
-            .values((
-                bus_events::id.eq(envelope.id.to_string()),
-                bus_events::source.eq(&envelope.source),
-                bus_events::kind.eq(&envelope.kind),
-                bus_events::subject.eq(&envelope.subject),
-                bus_events::time.eq(time),
-                bus_events::data.eq(envelope.data.to_string()),
-            ))
-            .returning(bus_events::seq)
-            .get_result(self.conn)
-            .context("write event to the outbox")?;
-        for subscriber in self.bus.subscribers_for(&envelope.kind) {
-            diesel::insert_into(bus_deliveries::table)
-                .values((
-                    bus_deliveries::seq.eq(seq),
-                    bus_deliveries::subscriber.eq(subscriber),
-                    bus_deliveries::subject.eq(&envelope.subject),
-                    bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
-                    bus_deliveries::attempts.eq(0),
-                    bus_deliveries::next_attempt_at.eq(time),
-                ))
-                .execute(self.conn)
-                .context("write delivery to the outbox")?;
+        let row = rows::Outgoing::of(envelope, self.bus.subscribers_for(&envelope.kind))?;
+        match self.conn {
+            // In a unit of work, every event of the unit goes in with one statement just
+            // before it commits (one round trip instead of one per event and delivery).
+            DbConnection::Postgresql(_) if crate::db::before_commit(&rows::UNIT_OUTBOX_FLUSH) => {
+                rows::hold_for_unit(row);
+            }
+            DbConnection::Postgresql(pg) => rows::write_outbox_pg(pg, vec![row])?,
+            DbConnection::Sqlite(_) => self.write_outbox_sqlite(row)?,
         }
         self.published.push(Published {
             source: envelope.source.clone(),
             kind: envelope.kind.clone(),
         });
+        Ok(())
+    }
+
+    /// The event row, then one delivery row per subscriber (in-process calls on SQLite, so
+    /// batching them would save nothing).
+    fn write_outbox_sqlite(&mut self, row: rows::Outgoing) -> anyhow::Result<()> {
+        let seq: i64 = diesel::insert_into(bus_events::table)
+            .values((
+                bus_events::id.eq(&row.id),
+                bus_events::source.eq(&row.source),
+                bus_events::kind.eq(&row.kind),
+                bus_events::subject.eq(&row.subject),
+                bus_events::time.eq(row.time),
+                bus_events::data.eq(&row.data),
+            ))
+            .returning(bus_events::seq)
+            .get_result(self.conn)
+            .context("write event to the outbox")?;
+        for subscriber in row.subscribers {
+            diesel::insert_into(bus_deliveries::table)
+                .values((
+                    bus_deliveries::seq.eq(seq),
+                    bus_deliveries::subscriber.eq(subscriber),
+                    bus_deliveries::subject.eq(&row.subject),
+                    bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
+                    bus_deliveries::attempts.eq(0),
+                    bus_deliveries::next_attempt_at.eq(row.time),
+                ))
+                .execute(self.conn)
+                .context("write delivery to the outbox")?;
+        }
         Ok(())
     }
 }

@@ -279,6 +279,15 @@ impl Writer {
             job.reply();
             return Step::Lost;
         };
+        // Nothing holds work back for a unit on SQLite today; should something, it is
+        // written in the unit's savepoint (or the unit fails).
+        let failure = match failure {
+            None => unit::run_before_commit(&mut conn).err().map(Some),
+            failed => {
+                unit::discard_before_commit();
+                failed
+            }
+        };
         match failure {
             None => match DbConnection::commit_transaction(&mut conn) {
                 Ok(()) => Step::Ran(conn, Ran { job, after }),

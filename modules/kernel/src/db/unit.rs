@@ -9,6 +9,10 @@
 //! unit's transaction instead of opening one. The unit commits once when the body returns
 //! `Ok`, and rolls back on an error, on a failed write inside it, or on a panic.
 //!
+//! Work may also be held back for the unit's end ([`before_commit`]): on PostgreSQL the bus
+//! writes every event the unit published in one statement just before the commit (one round
+//! trip instead of one per event and delivery), and forgets them when the unit rolls back.
+//!
 //! On SQLite with the writer queue, units run on the database's writer thread instead, in a
 //! savepoint each of a transaction that commits the units queued together at once
 //! ([`super::group`]); what a unit sees and when it is answered stay the same.
@@ -46,6 +50,18 @@ thread_local! {
     static DOOMED: Cell<bool> = const { Cell::new(false) };
     /// What the unit running on this thread does once it has committed (see [`after_commit`]).
     static AFTER_COMMIT: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+    /// What the unit running on this thread writes just before it commits (see
+    /// [`before_commit`]).
+    static BEFORE_COMMIT: RefCell<Vec<&'static BeforeCommit>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Work a unit of work does in its transaction just before it commits, and how to drop it
+/// when the unit rolls back instead. `flush` writes what its owner held back for the unit
+/// (the bus: every event of the unit in one statement); `discard` forgets it.
+#[derive(Debug)]
+pub(crate) struct BeforeCommit {
+    pub flush: fn(&mut DbConnection) -> anyhow::Result<()>,
+    pub discard: fn(),
 }
 
 /// Which modules' in-process services join units on a [`Db`] (see the module docs).
@@ -175,6 +191,9 @@ impl Db {
                 true,
             );
         };
+        if result.is_err() || doomed {
+            discard_before_commit();
+        }
         let outcome = match result {
             Ok(_) if doomed => {
                 let _ = DbConnection::rollback_transaction(c);
@@ -182,7 +201,11 @@ impl Db {
                     "a write inside the unit of work failed but the unit went on"
                 )))
             }
-            Ok(value) => match DbConnection::commit_transaction(c) {
+            // What the unit held back goes in last, then the commit.
+            Ok(value) => match run_before_commit(c).and_then(|()| {
+                DbConnection::commit_transaction(c)
+                    .map_err(|e| anyhow::Error::new(e).context("cannot commit"))
+            }) {
                 Ok(()) => {
                     for then in take_after_commit() {
                         then();
@@ -191,7 +214,7 @@ impl Db {
                 }
                 Err(e) => {
                     let _ = DbConnection::rollback_transaction(c);
-                    Err(E::from(anyhow::Error::new(e).context("cannot commit")))
+                    Err(E::from(e))
                 }
             },
             Err(e) => match DbConnection::rollback_transaction(c) {
@@ -218,6 +241,7 @@ impl Scope {
         ACTIVE.with(|a| a.set(key));
         DOOMED.with(|d| d.set(false));
         AFTER_COMMIT.with(|a| a.borrow_mut().clear());
+        discard_before_commit();
         Self { key }
     }
 
@@ -235,6 +259,7 @@ impl Drop for Scope {
         // Unwinding: the connection, still in its transaction, is dropped here and the pool
         // discards it (`DbManager::has_broken`), which rolls the transaction back.
         drop(uninstall(self.key));
+        discard_before_commit();
     }
 }
 
@@ -280,6 +305,42 @@ pub(crate) fn after_commit(then: impl FnOnce() + 'static) {
         AFTER_COMMIT.with(|a| a.borrow_mut().push(Box::new(then)));
     } else {
         then();
+    }
+}
+
+/// Has `work` done in the unit running on this thread just before it commits (once, however
+/// often it is asked for); `false` when no unit runs here (the caller then writes at once).
+pub(crate) fn before_commit(work: &'static BeforeCommit) -> bool {
+    if !active() {
+        return false;
+    }
+    BEFORE_COMMIT.with_borrow_mut(|hooks| {
+        if !hooks.iter().any(|h| std::ptr::eq(*h, work)) {
+            hooks.push(work);
+        }
+    });
+    true
+}
+
+/// Runs the before-commit work of the unit that just ran on this thread, on its connection
+/// (still in its transaction). On an error the rest is discarded: the unit rolls back.
+pub(super) fn run_before_commit(conn: &mut DbConnection) -> anyhow::Result<()> {
+    let hooks = BEFORE_COMMIT.with_borrow_mut(std::mem::take);
+    for (n, hook) in hooks.iter().enumerate() {
+        if let Err(e) = (hook.flush)(conn) {
+            for rest in &hooks[n..] {
+                (rest.discard)();
+            }
+            return Err(e.context("cannot write what the unit of work held back"));
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the before-commit work of the unit on this thread (it rolls back).
+pub(super) fn discard_before_commit() {
+    for hook in BEFORE_COMMIT.with_borrow_mut(std::mem::take) {
+        (hook.discard)();
     }
 }
 
