@@ -23,6 +23,7 @@ mod deliver;
 pub mod forward;
 mod locked;
 pub mod nats;
+mod outbox;
 pub mod relay;
 mod rows;
 pub use rows::DeliveryStatus;
@@ -38,8 +39,7 @@ use std::{
     },
 };
 
-use anyhow::{Context, bail};
-use diesel::prelude::*;
+use anyhow::bail;
 /// The event trait, envelope and catalog are [`kernel_api::event`](mod@kernel_api::event)'s: modules declare their
 /// events in their `-api` crates.
 pub use kernel_api::event::{Envelope, Event, catalog};
@@ -50,7 +50,6 @@ use crate::{
     db::{Db, DbConnection, Migrations, write_tx},
 };
 pub use forward::{BrokerHealth, ForwardError, Forwarder};
-use schema::{bus_deliveries, bus_events};
 
 const SQLITE: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/kernel/sqlite");
@@ -344,51 +343,12 @@ impl<'c> Tx<'c> {
     }
 
     fn publish_envelope(&mut self, envelope: &Envelope) -> anyhow::Result<()> {
-        let row = rows::Outgoing::of(envelope, self.bus.subscribers_for(&envelope.kind))?;
-        match self.conn {
-            // In a unit of work, every event of the unit goes in with one statement just
-            // before it commits (one round trip instead of one per event and delivery).
-            DbConnection::Postgresql(_) if crate::db::before_commit(&rows::UNIT_OUTBOX_FLUSH) => {
-                rows::hold_for_unit(row);
-            }
-            DbConnection::Postgresql(pg) => rows::write_outbox_pg(pg, vec![row])?,
-            DbConnection::Sqlite(_) => self.write_outbox_sqlite(row)?,
-        }
+        let row = outbox::Outgoing::of(envelope, self.bus.subscribers_for(&envelope.kind))?;
+        outbox::write(self.conn, row)?;
         self.published.push(Published {
             source: envelope.source.clone(),
             kind: envelope.kind.clone(),
         });
-        Ok(())
-    }
-
-    /// The event row, then one delivery row per subscriber (in-process calls on SQLite, so
-    /// batching them would save nothing).
-    fn write_outbox_sqlite(&mut self, row: rows::Outgoing) -> anyhow::Result<()> {
-        let seq: i64 = diesel::insert_into(bus_events::table)
-            .values((
-                bus_events::id.eq(&row.id),
-                bus_events::source.eq(&row.source),
-                bus_events::kind.eq(&row.kind),
-                bus_events::subject.eq(&row.subject),
-                bus_events::time.eq(row.time),
-                bus_events::data.eq(&row.data),
-            ))
-            .returning(bus_events::seq)
-            .get_result(self.conn)
-            .context("write event to the outbox")?;
-        for subscriber in row.subscribers {
-            diesel::insert_into(bus_deliveries::table)
-                .values((
-                    bus_deliveries::seq.eq(seq),
-                    bus_deliveries::subscriber.eq(subscriber),
-                    bus_deliveries::subject.eq(&row.subject),
-                    bus_deliveries::status.eq(DeliveryStatus::Pending.as_str()),
-                    bus_deliveries::attempts.eq(0),
-                    bus_deliveries::next_attempt_at.eq(row.time),
-                ))
-                .execute(self.conn)
-                .context("write delivery to the outbox")?;
-        }
         Ok(())
     }
 }
