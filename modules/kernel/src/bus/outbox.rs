@@ -23,8 +23,9 @@ use crate::db::{DbConnection, prepared};
 
 /// Writes `row` in the transaction of `conn` (see the module docs).
 pub(super) fn write(conn: &mut DbConnection, row: Outgoing) -> anyhow::Result<()> {
+    let held = crate::db::before_commit(conn, &UNIT_OUTBOX_FLUSH);
     match conn {
-        DbConnection::Postgresql(_) if crate::db::before_commit(&UNIT_OUTBOX_FLUSH) => {
+        DbConnection::Postgresql(_) if held => {
             hold_for_unit(row);
             Ok(())
         }

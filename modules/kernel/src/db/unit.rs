@@ -50,6 +50,9 @@ thread_local! {
     static DOOMED: Cell<bool> = const { Cell::new(false) };
     /// What the unit running on this thread does once it has committed (see [`after_commit`]).
     static AFTER_COMMIT: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
+    /// The address of the unit's connection while a joined closure holds it, else 0: what a
+    /// writer asks [`before_commit`] about is the unit's connection, not another database's.
+    static LENT: Cell<usize> = const { Cell::new(0) };
     /// What the unit running on this thread writes just before it commits (see
     /// [`before_commit`]).
     static BEFORE_COMMIT: RefCell<Vec<&'static BeforeCommit>> = const { RefCell::new(Vec::new()) };
@@ -265,6 +268,7 @@ impl Drop for Scope {
 
 fn uninstall(key: usize) -> Option<PooledConnection> {
     ACTIVE.with(|a| a.set(0));
+    LENT.with(|l| l.set(0));
     AMBIENT
         .with(|a| a.borrow_mut().take())
         .and_then(|(k, conn)| (k == key).then_some(conn))
@@ -286,7 +290,9 @@ where
             "the unit of work's connection is in use by another closure"
         ))));
     };
+    LENT.with(|l| l.set(address(&conn)));
     let result = work(&mut conn);
+    LENT.with(|l| l.set(0));
     AMBIENT.with(|a| *a.borrow_mut() = Some((k, conn)));
     Ok(result)
 }
@@ -308,10 +314,15 @@ pub(crate) fn after_commit(then: impl FnOnce() + 'static) {
     }
 }
 
-/// Has `work` done in the unit running on this thread just before it commits (once, however
-/// often it is asked for); `false` when no unit runs here (the caller then writes at once).
-pub(crate) fn before_commit(work: &'static BeforeCommit) -> bool {
-    if !active() {
+fn address(conn: &DbConnection) -> usize {
+    std::ptr::from_ref(conn) as usize
+}
+
+/// Has `work` done just before the unit commits, if `conn` is the connection of the unit
+/// running on this thread (once, however often it is asked for); `false` otherwise (no unit
+/// runs here, or `conn` is another database's: the caller then writes at once).
+pub(crate) fn before_commit(conn: &DbConnection, work: &'static BeforeCommit) -> bool {
+    if !active() || LENT.with(Cell::get) != address(conn) {
         return false;
     }
     BEFORE_COMMIT.with_borrow_mut(|hooks| {
