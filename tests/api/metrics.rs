@@ -174,10 +174,19 @@ async fn the_bus_reports_published_delivered_dead_lettered_and_backlog_per_subsc
     let delivered =
         r#"bus_deliveries_total{module="test",subscriber="test.metrics_ok",outcome="delivered"}"#;
     let dead = r#"bus_deliveries_total{module="test",subscriber="test.metrics_broken",outcome="dead_lettered"}"#;
+    // The dead-letter gauge is read from the outbox when the scrape begins, the counters
+    // when it renders: a relay batch committing in between shows in the counters only, so
+    // wait for both to settle.
+    let dead_now = r#"bus_deliveries_dead_lettered{subscriber="test.metrics_broken"}"#;
+    let pending_now = r#"bus_deliveries_pending{subscriber="test.metrics_ok"}"#;
     let mut text = String::new();
     for _ in 0..100 {
         text = scrape(&app).await;
-        if sample(&text, delivered) == Some(2.0) && sample(&text, dead) == Some(2.0) {
+        if sample(&text, delivered) == Some(2.0)
+            && sample(&text, dead) == Some(2.0)
+            && sample(&text, dead_now) == Some(2.0)
+            && sample(&text, pending_now) == Some(0.0)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -193,19 +202,7 @@ async fn the_bus_reports_published_delivered_dead_lettered_and_backlog_per_subsc
         Some(2.0),
         "one retry each before giving up: {text}"
     );
-    assert_eq!(
-        sample(
-            &text,
-            r#"bus_deliveries_dead_lettered{subscriber="test.metrics_broken"}"#
-        ),
-        Some(2.0)
-    );
-    assert_eq!(
-        sample(
-            &text,
-            r#"bus_deliveries_pending{subscriber="test.metrics_ok"}"#
-        ),
-        Some(0.0)
-    );
+    assert_eq!(sample(&text, dead_now), Some(2.0), "{text}");
+    assert_eq!(sample(&text, pending_now), Some(0.0), "{text}");
     assert!(sample(&text, "bus_relay_lag_seconds").is_some());
 }
