@@ -23,12 +23,14 @@ use crate::db::{DbConnection, prepared};
 
 /// Writes `row` in the transaction of `conn` (see the module docs).
 pub(super) fn write(conn: &mut DbConnection, row: Outgoing) -> anyhow::Result<()> {
-    let held = crate::db::before_commit(conn, &UNIT_OUTBOX_FLUSH);
+    // Only PostgreSQL holds back: on SQLite a unit would gain nothing from it.
+    if matches!(conn, DbConnection::Postgresql(_))
+        && crate::db::before_commit(conn, &UNIT_OUTBOX_FLUSH)
+    {
+        hold_for_unit(row);
+        return Ok(());
+    }
     match conn {
-        DbConnection::Postgresql(_) if held => {
-            hold_for_unit(row);
-            Ok(())
-        }
         DbConnection::Postgresql(pg) => write_outbox_pg(pg, vec![row]),
         DbConnection::Sqlite(sqlite) => write_sqlite(sqlite, row),
     }
