@@ -206,9 +206,7 @@ async fn patient_bodies_never_reach_the_idempotency_store(app: TestApp) {
 /// line. `bytea` columns (the idempotency store's bodies) show their printable bytes as they
 /// are.
 async fn postgres_rows(url: String) -> Vec<u8> {
-    use diesel::{
-        Connection, PgConnection, QueryableByName, RunQueryDsl, sql_query, sql_types::Text,
-    };
+    use diesel::{QueryableByName, RunQueryDsl, sql_query, sql_types::Text};
 
     #[derive(QueryableByName)]
     struct Line {
@@ -217,7 +215,7 @@ async fn postgres_rows(url: String) -> Vec<u8> {
     }
 
     tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(&url).unwrap();
+        let mut conn = kernel::db::establish_postgres(&url).unwrap();
         sql_query("SET bytea_output = 'escape'")
             .execute(&mut conn)
             .unwrap();

@@ -267,7 +267,7 @@ impl Sql {
     pub fn connect(url: &str) -> Self {
         match url.strip_prefix("sqlite://") {
             Some(path) => Self::Sqlite(SqliteConnection::establish(path).unwrap()),
-            None => Self::Pg(PgConnection::establish(url).unwrap()),
+            None => Self::Pg(kernel::db::establish_postgres(url).unwrap()),
         }
     }
 

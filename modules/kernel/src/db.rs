@@ -36,7 +36,7 @@ mod unit;
 mod writer;
 
 pub use blocking::BlockingStore;
-pub use connect::{DbManager, DbTarget, redact_url};
+pub use connect::{DbManager, DbTarget, establish_postgres, redact_url};
 pub use page::{KeysetPage, page_total};
 pub use prepared::{Bind, Binds, Prepared, prepared};
 pub use retry::{

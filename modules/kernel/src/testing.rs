@@ -13,7 +13,7 @@ use actix_web::{
     web,
 };
 use anyhow::Context;
-use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use diesel::RunQueryDsl;
 use utoipa_actix_web::{AppExt, scope, service_config::ServiceConfig};
 
 mod nats;
@@ -106,7 +106,7 @@ impl TestDatabase {
             return None;
         };
         let name = format!("tessera_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(&admin_url)
+        let mut admin = crate::db::establish_postgres(&admin_url)
             .with_context(|| format!("{POSTGRES_URL_VAR} is set but does not connect"))
             .expect("connect to the PostgreSQL test server");
         diesel::sql_query(format!("CREATE DATABASE {name}"))
@@ -152,7 +152,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some((admin_url, name)) = &self.postgres
-            && let Ok(mut admin) = PgConnection::establish(admin_url)
+            && let Ok(mut admin) = crate::db::establish_postgres(admin_url)
         {
             let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                 .execute(&mut admin);

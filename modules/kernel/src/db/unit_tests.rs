@@ -199,7 +199,7 @@ async fn a_unit_on_a_pooled_connection_the_server_dropped_runs_on_a_fresh_one() 
         .get_result::<Pid>(&mut *db.get().unwrap())
         .unwrap()
         .pid;
-    let mut admin = diesel::PgConnection::establish(database.url()).unwrap();
+    let mut admin = crate::db::establish_postgres(database.url()).unwrap();
     diesel::sql_query(format!("SELECT pg_terminate_backend({pid})"))
         .execute(&mut admin)
         .unwrap();
