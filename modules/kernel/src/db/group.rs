@@ -185,7 +185,10 @@ impl Writer {
     /// Runs `batch` in one transaction and answers every unit in it, except those to run
     /// again (returned) because the batch lost its connection before it could commit.
     fn batch(&self, batch: Vec<Box<dyn Job>>) -> Vec<Box<dyn Job>> {
-        let _turn = Turn::take(Some(&self.writer));
+        // The connection first, then the turn, in the order every other writer takes them
+        // (`write_tx`, `unit`): the other way round, writers holding every connection of the
+        // pool waited for the turn while this thread held it waiting for a connection, until
+        // the pool's checkout timed out and the whole batch was answered 503.
         let mut conn = match self.pool.get() {
             Ok(conn) => conn,
             Err(e) => {
@@ -199,6 +202,7 @@ impl Writer {
                 return Vec::new();
             }
         };
+        let _turn = Turn::take(Some(&self.writer));
         if let Err(e) = begin_write(&mut conn) {
             let message = format!("cannot begin a transaction: {e}");
             fail_all(batch, || anyhow!("{message}"));

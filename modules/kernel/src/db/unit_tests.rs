@@ -304,3 +304,46 @@ async fn units_committed_together_succeed_and_fail_one_by_one() {
     })
     .await;
 }
+
+/// On SQLite, a unit queued while the pool's every connection belongs to a writer that has
+/// yet to take the write turn still commits: the thread that commits queued units waits for a
+/// connection before it takes the turn, as every writer does. The other way round it held the
+/// turn waiting for a connection while the writer held the connection waiting for the turn,
+/// until the pool gave up and the unit failed ("no database connection available", a 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_queued_while_the_pool_waits_for_the_write_turn_still_commits() {
+    let database = TestDatabase::sqlite();
+    let mut settings = database.settings();
+    settings.pool_size = 1;
+    settings.connect_timeout_secs = 1;
+    let db = Db::connect(&settings).unwrap();
+    db.get()
+        .unwrap()
+        .batch_execute("CREATE TABLE n (v BIGINT NOT NULL)")
+        .unwrap();
+    // The pool's one connection, held by a store that begins its write only once the unit
+    // below has been queued.
+    let holder = db.clone();
+    let store = tokio::spawn(async move {
+        holder
+            .run(|conn| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                write_tx(conn, |conn| {
+                    conn.batch_execute("INSERT INTO n VALUES (1)")
+                        .map_err(anyhow::Error::from)
+                })
+            })
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let inner = db.clone();
+    let unit: anyhow::Result<()> = db
+        .unit(move || {
+            let db = inner.clone();
+            async move { insert(&db, 2).await }
+        })
+        .await;
+    unit.expect("the queued unit commits");
+    store.await.unwrap().expect("the store's write commits");
+    assert_eq!(count(&db), 2);
+}
