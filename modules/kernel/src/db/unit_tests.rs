@@ -13,12 +13,13 @@ use crate::{
 /// A fresh database of `backend` with table `n`, or `None` when that backend is not at hand.
 fn fresh(backend: Backend) -> Option<(TestDatabase, Db)> {
     let database = TestDatabase::new(backend)?;
-    let db = open(&database);
+    let db = open(&database.settings());
     Some((database, db))
 }
 
-fn open(database: &TestDatabase) -> Db {
-    let db = Db::connect(&database.settings()).unwrap();
+/// The database `settings` name, with table `n`.
+fn open(settings: &crate::config::DatabaseSettings) -> Db {
+    let db = Db::connect(settings).unwrap();
     db.get()
         .unwrap()
         .batch_execute("CREATE TABLE n (v BIGINT NOT NULL)")
@@ -156,7 +157,7 @@ async fn a_panicking_unit_leaves_nothing_and_frees_the_writer_for_the_next() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_on_another_database_commits_on_its_own() {
     let (here, there) = (TestDatabase::sqlite(), TestDatabase::sqlite());
-    let (db, other) = (open(&here), open(&there));
+    let (db, other) = (open(&here.settings()), open(&there.settings()));
     let (d, o) = (db.clone(), other.clone());
     let outcome: anyhow::Result<()> = db
         .unit(move || {
@@ -185,11 +186,7 @@ async fn a_unit_on_a_pooled_connection_the_server_dropped_runs_on_a_fresh_one() 
     };
     let mut settings = database.settings();
     settings.pool_size = 1;
-    let db = Db::connect(&settings).unwrap();
-    db.get()
-        .unwrap()
-        .batch_execute("CREATE TABLE n (v BIGINT NOT NULL)")
-        .unwrap();
+    let db = open(&settings);
     #[derive(QueryableByName)]
     struct Pid {
         #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -316,11 +313,7 @@ async fn a_unit_queued_while_the_pool_waits_for_the_write_turn_still_commits() {
     let mut settings = database.settings();
     settings.pool_size = 1;
     settings.connect_timeout_secs = 1;
-    let db = Db::connect(&settings).unwrap();
-    db.get()
-        .unwrap()
-        .batch_execute("CREATE TABLE n (v BIGINT NOT NULL)")
-        .unwrap();
+    let db = open(&settings);
     // The pool's one connection, held by a store that begins its write only once the unit
     // below has been queued.
     let holder = db.clone();
